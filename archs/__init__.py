@@ -1,0 +1,32 @@
+"""The architecture registry: short name -> module. Each module defines `Config` (a dataclass),
+`Model(cfg)` with `loss(batch)` and `generate(batch, max_new)`, `TRAIN_DEFAULTS` and
+`search_space(trial)` for hyper.py. Adding an architecture means one file and one line here."""
+from dataclasses import asdict, fields
+
+from archs import ber, gpt, gru, lstm, tra
+from archs.common import n_params  # noqa: F401
+
+ARCHS = {"gru": gru, "tra": tra, "lstm": lstm, "ber": ber, "gpt": gpt}
+ALIASES = {"transformer": "tra", "bert": "ber", "encoder-decoder": "tra"}
+
+
+def resolve(name: str) -> str:
+    """Short name of an architecture given its short or long name; KeyError if unknown."""
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in ARCHS:
+        raise KeyError(name)
+    return key
+
+
+def config(arch: str, overrides: dict | None = None):
+    cls = ARCHS[arch].Config
+    known = {f.name: f.type for f in fields(cls)}
+    bad = set(overrides or {}) - set(known)
+    if bad:
+        raise ValueError(f"{arch} has no setting {sorted(bad)[0]!r}; it has: {', '.join(known)}")
+    return cls(**(overrides or {}))
+
+
+def build(arch: str, overrides: dict | None = None):
+    cfg = config(arch, overrides)
+    return ARCHS[arch].Model(cfg), asdict(cfg)

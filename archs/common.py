@@ -1,0 +1,160 @@
+"""Pieces shared by the attention models (tra, ber, gpt) and the greedy decoding loop.
+
+Position encoding. Default is ALiBi (Press et al., "Train Short, Test Long", 2022): no position
+embedding at all, each head adds -slope * |i - j| to its attention scores. It depends only on
+relative distance, so a model trained on inputs of length 1..30 meets nothing new at length 60,
+and the heads with small slopes still see the whole sequence (needed to find an opener far back).
+`rope` (rotary, relative but with frequencies never seen past the training length) and `none`
+(NoPE: a causal mask alone lets a decoder count positions) are switches for comparison.
+
+Masks. Every model builds one additive bias per forward (B, H, Tq, Tk) from token positions and a
+key-validity mask, shared by all layers. A query always sees itself, so no row is fully masked
+(padding queries would otherwise produce NaN that leaks through the values of later layers).
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dataset import EOS, PAD
+
+POS_KINDS = ("alibi", "rope", "none")
+
+
+def positions(valid: torch.Tensor) -> torch.Tensor:
+    """Position of each token counting only valid ones (left padding does not shift positions)."""
+    return (valid.long().cumsum(1) - 1).clamp(min=0)
+
+
+def alibi_slopes(n_head: int) -> torch.Tensor:
+    return torch.tensor([2 ** (-8 * (i + 1) / n_head) for i in range(n_head)])
+
+
+def attn_bias(pos_kind, n_head, q_pos, k_pos, k_valid, causal, device):
+    """Additive attention bias (B, H|1, Tq, Tk): ALiBi distances plus -inf where a key is hidden.
+    Causality and self-visibility are by index; q_pos/k_pos are the tokens' positions."""
+    Tq, Tk = q_pos.shape[1], k_pos.shape[1]
+    q_idx = torch.arange(Tk - Tq, Tk, device=device)  # queries are the last Tq keys
+    k_idx = torch.arange(Tk, device=device)
+    allowed = k_valid[:, None, :].expand(-1, Tq, -1)
+    if causal:
+        allowed = allowed & (k_idx[None, None, :] <= q_idx[None, :, None])
+    allowed = allowed | (k_idx[None, None, :] == q_idx[None, :, None])
+    bias = torch.zeros(allowed.shape, device=device).masked_fill(~allowed, float("-inf"))[:, None]
+    if pos_kind == "alibi":
+        dist = (q_pos[:, :, None] - k_pos[:, None, :]).abs().float()
+        bias = bias - alibi_slopes(n_head).to(device)[None, :, None, None] * dist[:, None]
+    return bias
+
+
+def cross_bias(k_valid, Tq):
+    """Bias for cross-attention: hide padded memory positions."""
+    return torch.zeros(k_valid.shape, device=k_valid.device).masked_fill(~k_valid, float("-inf"))[:, None, None, :].expand(-1, 1, Tq, -1)
+
+
+def rope_tables(pos: torch.Tensor, head_dim: int):
+    inv = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, device=pos.device).float() / head_dim))
+    ang = pos.float()[:, None, :, None] * inv  # (B, 1, T, hd/2)
+    return ang.cos(), ang.sin()
+
+
+def apply_rope(x, tables):
+    cos, sin = tables
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
+class Attention(nn.Module):
+    def __init__(self, d_model, n_head, dropout):
+        super().__init__()
+        assert d_model % n_head == 0, "d_model must be divisible by n_head"
+        self.n_head, self.dropout = n_head, dropout
+        self.q = nn.Linear(d_model, d_model)
+        self.kv = nn.Linear(d_model, 2 * d_model)
+        self.o = nn.Linear(d_model, d_model)
+
+    def _heads(self, t):
+        B, T, C = t.shape
+        return t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+
+    def forward(self, x, bias, mem=None, rope=None, cache=None):
+        """x (B, Tq, C). mem: the source of keys/values for cross-attention (else x).
+        rope: rotary tables for the new tokens (queries and their own keys). cache: a dict kept across decoding steps:
+        self-attention appends the new keys/values, cross-attention computes them once."""
+        q = self._heads(self.q(x))
+        if cache is not None and mem is not None and "k" in cache:
+            k, v = cache["k"], cache["v"]
+        else:
+            k, v = (self._heads(t) for t in self.kv(x if mem is None else mem).chunk(2, dim=-1))
+            if rope is not None:
+                q, k = apply_rope(q, rope), apply_rope(k, rope)
+            if cache is not None:
+                if mem is None and "k" in cache:
+                    k, v = torch.cat((cache["k"], k), 2), torch.cat((cache["v"], v), 2)
+                cache["k"], cache["v"] = k, v
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0)
+        return self.o(y.transpose(1, 2).flatten(2))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: self-attention, optional cross-attention, MLP."""
+
+    def __init__(self, d_model, n_head, dropout, cross=False):
+        super().__init__()
+        self.ln1, self.attn = nn.LayerNorm(d_model), Attention(d_model, n_head, dropout)
+        self.ln_x, self.xattn = (nn.LayerNorm(d_model), Attention(d_model, n_head, dropout)) if cross else (None, None)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model), nn.Dropout(dropout))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, bias, rope=None, mem=None, mem_bias=None, cache=None):
+        x = x + self.drop(self.attn(self.ln1(x), bias, rope=rope, cache=None if cache is None else cache.setdefault("self", {})))
+        if self.xattn is not None:
+            x = x + self.drop(self.xattn(self.ln_x(x), mem_bias, mem=mem, cache=None if cache is None else cache.setdefault("cross", {})))
+        return x + self.mlp(self.ln2(x))
+
+
+class Positions:
+    """Per-row positions and validity of every key seen so far, for one attention stack."""
+
+    def __init__(self, kind, n_head, head_dim, causal):
+        self.kind, self.n_head, self.head_dim, self.causal = kind, n_head, head_dim, causal
+        self.k_pos = self.k_valid = None
+
+    def step(self, valid_new):
+        """Register new tokens (B, T) and return (bias, rope) for their queries."""
+        start = None if self.k_pos is None else self.k_pos.max(1, keepdim=True).values + 1
+        new_pos = positions(valid_new) if start is None else start + torch.arange(valid_new.shape[1], device=valid_new.device)
+        self.k_pos = new_pos if self.k_pos is None else torch.cat((self.k_pos, new_pos), 1)
+        self.k_valid = valid_new if self.k_valid is None else torch.cat((self.k_valid, valid_new), 1)
+        bias = attn_bias(self.kind, self.n_head, new_pos, self.k_pos, self.k_valid, self.causal, valid_new.device)
+        return bias, rope_tables(new_pos, self.head_dim) if self.kind == "rope" else None
+
+
+def greedy(first_logits, step, max_new):
+    """Batched greedy decoding until every row has produced <eos> (or max_new tokens).
+    step(tokens (B,)) -> logits (B, V) for the next position. Returns (B, <=max_new), <pad> after <eos>."""
+    done = torch.zeros(first_logits.shape[0], dtype=torch.bool, device=first_logits.device)
+    out, logits = [], first_logits
+    for t in range(max_new):
+        tok = logits.argmax(-1).masked_fill(done, PAD)
+        out.append(tok)
+        done |= tok == EOS
+        if bool(done.all()) or t == max_new - 1:
+            break
+        logits = step(tok)
+    return torch.stack(out, 1)
+
+
+def init_weights(module):
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+

@@ -1,0 +1,71 @@
+"""GPT-style decoder-only transformer: causal self-attention over <bos> input <sep> target <eos>,
+loss on the answer tokens only; generation with a key/value cache."""
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from archs.common import POS_KINDS, Block, Positions, greedy, init_weights
+from dataset import PAD, VOCAB_SIZE, Batch, left_pad, lm_sequences
+
+
+@dataclass
+class Config:
+    n_layer: int = 2
+    n_head: int = 4
+    d_model: int = 64
+    dropout: float = 0.0
+    pos: str = "alibi"  # alibi | rope | none (see archs/common.py)
+    vocab_size: int = VOCAB_SIZE
+
+
+# Training defaults for this architecture (train.py flags override them).
+TRAIN_DEFAULTS = {"lr": 3e-3, "batch_size": 128}
+
+
+def search_space(trial):
+    d_model = trial.suggest_categorical("d_model", [32, 64, 96, 128])
+    return {"model": {"n_layer": trial.suggest_int("n_layer", 1, 4),
+                      "n_head": trial.suggest_categorical("n_head", [2, 4]),
+                      "d_model": d_model,
+                      "dropout": trial.suggest_float("dropout", 0.0, 0.2)},
+            "train": {"lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
+                      "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
+                      "warmup": trial.suggest_float("warmup", 0.0, 0.1)}}
+
+
+class Model(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        assert cfg.pos in POS_KINDS, f"pos must be one of {POS_KINDS}"
+        self.cfg = cfg
+        self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.n_head, cfg.dropout) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        init_weights(self)
+        self.head.weight = self.emb.weight  # tied input and output embeddings
+
+    def _positions(self):
+        return Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal=True)
+
+    def forward(self, tokens, positions, caches=None):
+        bias, rope = positions.step(tokens != PAD)
+        x = self.drop(self.emb(tokens))
+        for i, block in enumerate(self.blocks):
+            x = block(x, bias, rope=rope, cache=None if caches is None else caches[i])
+        return self.head(self.ln_f(x))
+
+    def loss(self, b: Batch):
+        x, y = lm_sequences(b)
+        logits = self(x, self._positions())
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+
+    @torch.no_grad()
+    def generate(self, b: Batch, max_new: int):
+        prompt = left_pad(b.prompt, b.prompt_len)
+        pos, caches = self._positions(), [{} for _ in self.blocks]
+        first = self(prompt, pos, caches)[:, -1]
+        return greedy(first, lambda tok: self(tok[:, None], pos, caches)[:, -1], max_new)

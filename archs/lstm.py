@@ -1,0 +1,7 @@
+"""LSTM language model over the token stream. The model, its config, training defaults
+and search space live in archs/rnn.py, shared with gru; override them here if lstm needs its own."""
+from functools import partial
+
+from archs.rnn import TRAIN_DEFAULTS, Config, RNNLM, search_space  # noqa: F401
+
+Model = partial(RNNLM, cell="lstm")

@@ -1,0 +1,263 @@
+"""Score saved runs honestly: unconstrained greedy decoding until <eos> on the frozen test set.
+
+    python evaluate.py                    # list runs (newest first) and pick one
+    python evaluate.py models/<run>       # score one run
+    python evaluate.py --latest           # score the newest run
+    python evaluate.py --all              # leaderboard of every saved run (CSV + Markdown too)
+
+The decoder is given nothing about the answer: not its length, not its tokens. It may write up to
+the task's longest possible answer plus 8 tokens. Metrics: exact match (primary), token accuracy
+(position by position, over the longer of output and answer), normalised edit distance; broken
+down by the task's own metadata, on the test and the out-of-distribution split, next to trivial
+baselines. Results go to evaluation_result.txt (per problem, like the reference) and
+evaluation_summary.json in the run folder; a later evaluation gets a new number, never overwrites.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.table import Table
+
+import dataset as D
+from runs import RunError, fail, list_runs, load_run, write_json
+
+console = Console()
+
+
+def predict(model, examples, max_new: int, device="cpu", batch_size=500) -> list[str]:
+    """Model outputs (text) for examples, batched, greedy, in eval mode. Batches are formed from
+    inputs sorted by length to avoid padding work; outputs come back in the original order."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input))
+    out = [None] * len(examples)
+    with torch.no_grad():
+        for s in range(0, len(order), batch_size):
+            idx = order[s: s + batch_size]
+            b = D.to_batch([examples[i] for i in idx]).to(device)
+            for i, text in zip(idx, D.answers_to_text(model.generate(b, max_new).cpu())):
+                out[i] = text
+    model.train(was_training)
+    return out
+
+
+def max_new_tokens(task) -> int:
+    return task.max_target_len() + 8
+
+
+def exact_match(model, examples, task, device="cpu") -> float:
+    preds = predict(model, examples, max_new_tokens(task), device)
+    return sum(p == e.target for p, e in zip(preds, examples)) / len(examples)
+
+
+def edit_distance(a: list, b: list) -> int:
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+def per_example(examples, preds) -> pd.DataFrame:
+    rows = []
+    for e, p in zip(examples, preds):
+        pt, tt = D.encode(p), D.encode(e.target)
+        n = max(len(pt), len(tt), 1)
+        rows.append({"input": e.input, "output": p, "expected": e.target, "correct": p == e.target,
+                     "token_acc": sum(x == y for x, y in zip(pt, tt)) / n if (pt or tt) else 1.0,
+                     "edit_dist": edit_distance(pt, tt) / n, **e.meta})
+    return pd.DataFrame(rows)
+
+
+def baselines(train, examples) -> dict:
+    """Exact match of answers that need no model: always empty, always the commonest train answer."""
+    common = Counter(e.target for e in train).most_common(1)[0][0]
+    return {"empty answer": sum(e.target == "" for e in examples) / len(examples),
+            f"commonest train answer {common!r}": sum(e.target == common for e in examples) / len(examples)}
+
+
+def length_bucket(n: int) -> str:
+    lo = (n - 1) // 10 * 10 + 1
+    return f"{lo:02d}-{lo + 9:02d}"
+
+
+def breakdown(df: pd.DataFrame, task) -> dict:
+    out = {}
+    for key in task.breakdowns:
+        col = df[key].map(length_bucket) if key == "length" else df[key]
+        g = df.groupby(col.rename(key))["correct"].agg(["mean", "count"])
+        out[key] = {str(k): {"exact_match": float(r["mean"]), "n": int(r["count"])} for k, r in g.iterrows()}
+    return out
+
+
+def summarize(df: pd.DataFrame) -> dict:
+    return {"exact_match": float(df["correct"].mean()), "token_accuracy": float(df["token_acc"].mean()),
+            "edit_distance": float(df["edit_dist"].mean()), "n": len(df)}
+
+
+def evaluate_run(path, device="cpu", write=True) -> dict:
+    model, config, metrics = load_run(path, device)
+    spec = D.DataSpec(**config["data"])
+    folder = D.prepare(spec, config.get("data_dir", "data"))
+    task = D.make_task(spec.task, spec.options)
+    result = {"run": path, "arch": config["arch"], "task": spec.task, "data": folder,
+              "test_sha256": D.read_meta(folder)["sha256"]["test"], "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    frames = {}
+    t0 = time.time()
+    for split in ("test", "ood"):
+        exs = D.load_split(folder, split)
+        frames[split] = per_example(exs, predict(model, exs, max_new_tokens(task), device))
+        result[split] = {**summarize(frames[split]), "breakdown": breakdown(frames[split], task)}
+    result["eval_seconds"] = time.time() - t0
+    result["baselines"] = baselines(D.load_split(folder, "train"), D.load_split(folder, "test"))
+    if write:
+        result["files"] = write_results(path, frames["test"])
+    return result
+
+
+def next_free(path: str) -> str:
+    """path if free, else path with .2, .3 ... before the extension: never overwrite an evaluation."""
+    stem, ext = os.path.splitext(path)
+    k = 2
+    while os.path.exists(path):
+        path, k = f"{stem}.{k}{ext}", k + 1
+    return path
+
+
+def write_results(run, df) -> dict:
+    txt = next_free(os.path.join(run, "evaluation_result.txt"))
+    lines = []
+    for i, r in enumerate(df.itertuples(), 1):
+        lines += [f"Problem {i} {'correct' if r.correct else 'wrong'}", f"Input: {r.input}",
+                  f"Output: {r.output}", f"Expected: {r.expected}", ""]
+    tmp = txt + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    os.replace(tmp, txt)
+    return {"per_problem": txt, "summary": txt.replace("evaluation_result", "evaluation_summary").replace(".txt", ".json")}
+
+
+def show(result):
+    t = Table(title=f"{result['run']}  ({result['arch']}, {result['task']})")
+    for c in ("split", "exact match", "token accuracy", "edit distance", "n"):
+        t.add_column(c, justify="right" if c != "split" else "left")
+    for split in ("test", "ood"):
+        r = result[split]
+        t.add_row(split, f"{r['exact_match']:.2%}", f"{r['token_accuracy']:.2%}", f"{r['edit_distance']:.3f}", str(r["n"]))
+    for name, v in result["baselines"].items():
+        t.add_row(f"baseline: {name}", f"{v:.2%}", "", "", "")
+    console.print(t)
+    for split in ("test", "ood"):
+        for key, groups in result[split]["breakdown"].items():
+            b = Table(title=f"{split} by {key}")
+            b.add_column(key)
+            b.add_column("exact match", justify="right")
+            b.add_column("n", justify="right")
+            for k, g in groups.items():
+                b.add_row(k, f"{g['exact_match']:.2%}", str(g["n"]))
+            console.print(b)
+    console.print(f"scored in {result['eval_seconds']:.1f}s; per problem: {result['files']['per_problem']}")
+
+
+def leaderboard(root="models"):
+    runs = list_runs(root)
+    if not runs:
+        fail(f"no saved runs under {root}/; train one with: python train.py gru 1min")
+    df = pd.DataFrame(runs)
+    ood = []
+    for r in runs:
+        s = latest_summary(r["run"])
+        ood.append(s["ood"]["exact_match"] if s else None)
+    df["ood_em"] = ood
+    df = df.sort_values(["task", "test_em"], ascending=[True, False])
+    cols = ["arch", "task", "budget", "test_em", "ood_em", "steps", "params", "wall_time", "run"]
+    df = df[cols]
+    t = Table(title=f"leaderboard ({len(df)} runs)")
+    for c in cols:
+        t.add_column(c)
+    for r in df.itertuples(index=False):
+        t.add_row(*[f"{v:.2%}" if k.endswith("_em") and v is not None and v == v else
+                    f"{v:.0f}" if isinstance(v, float) and v == v else str(v) for k, v in zip(cols, r)])
+    console.print(t)
+    df.to_csv(os.path.join(root, "leaderboard.csv"), index=False)
+    with open(os.path.join(root, "leaderboard.md"), "w") as f:
+        f.write(df.to_markdown(index=False, floatfmt=".4f") + "\n")
+    console.print(f"written: {root}/leaderboard.csv, {root}/leaderboard.md")
+
+
+def latest_summary(run):
+    files = sorted((f for f in os.listdir(run) if f.startswith("evaluation_summary")), key=lambda f: os.path.getmtime(os.path.join(run, f)))
+    if not files:
+        return None
+    try:
+        with open(os.path.join(run, files[-1])) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def choose(root) -> str:
+    runs = list_runs(root)
+    if not runs:
+        fail(f"no saved runs under {root}/; train one with: python train.py gru 1min")
+    t = Table(title="Available runs (latest first)")
+    for c in ("#", "run", "arch", "task", "budget", "test EM"):
+        t.add_column(c)
+    for i, r in enumerate(runs, 1):
+        em = f"{r['test_em']:.2%}" if isinstance(r["test_em"], (int, float)) else "-"
+        t.add_row(str(i), os.path.basename(r["run"]), str(r["arch"]), str(r["task"]), str(r["budget"]), em)
+    console.print(t)
+    while True:
+        try:
+            answer = console.input(f"Enter the number of the run to evaluate (1-{len(runs)}): ").strip()
+        except EOFError:
+            fail("no answer given")
+        if answer.isdigit() and 1 <= int(answer) <= len(runs):
+            return runs[int(answer) - 1]["run"]
+        console.print(f"[red]'{answer}' is not a number between 1 and {len(runs)}; try again.[/red]")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", nargs="?", help="a run folder, e.g. models/gru_bracket_20261122_101500_1min")
+    p.add_argument("--latest", action="store_true", help="score the newest run")
+    p.add_argument("--all", action="store_true", help="leaderboard of every saved run")
+    p.add_argument("--models", default="models", help="where runs live (default models/)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    a = p.parse_args(argv)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
+    try:
+        if a.all:
+            return leaderboard(a.models)
+        if a.run:
+            run = a.run.rstrip("/")
+        elif a.latest:
+            runs = list_runs(a.models)
+            if not runs:
+                fail(f"no saved runs under {a.models}/; train one with: python train.py gru 1min")
+            run = runs[0]["run"]
+        elif sys.stdin.isatty():
+            run = choose(a.models)
+        else:
+            p.print_usage(sys.stderr)
+            fail("give a run folder, --latest or --all (no terminal to ask on)")
+        result = evaluate_run(run, device)
+        write_json(result["files"]["summary"], result)
+        show(result)
+    except (RunError, D.DataError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted; nothing was written", 130)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
