@@ -543,7 +543,8 @@ def summary(folder: str):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Write train/val/test/ood splits as JSON Lines and print a summary.")
+    from runs import Parser
+    p = Parser(description="Write train/val/test/ood splits as JSON Lines and print a summary.")
     add_data_args(p)
     a = p.parse_args(argv)
     try:

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 import dataset as D
-from runs import RunError, fail, list_runs, load_run, write_json
+from runs import Parser, RunError, fail, list_runs, load_run, write_json
 
 console = Console()
 
@@ -226,7 +226,7 @@ def choose(root) -> str:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", nargs="?", help="a run folder, e.g. models/gru_bracket_20261122_101500_1min")
     p.add_argument("--latest", action="store_true", help="score the newest run")
     p.add_argument("--all", action="store_true", help="leaderboard of every saved run")

@@ -10,6 +10,7 @@
 A folder is written under a hidden temporary name and renamed into place in one step, so an
 interrupted write leaves no half-written run; nothing existing is ever overwritten.
 """
+import argparse
 import json
 import os
 import platform
@@ -148,6 +149,13 @@ def list_runs(root="models") -> list[dict]:
                     "test_em": metrics.get("test_em"), "steps": metrics.get("steps"),
                     "params": metrics.get("params"), "wall_time": metrics.get("wall_time")})
     return sorted(out, key=lambda r: (r["created"], r["run"]), reverse=True)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (the full usage stays behind --help)."""
+
+    def error(self, message):
+        fail(f"{message} (see {self.prog} --help)")
 
 
 def fail(message: str, code: int = 2):

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 import archs
 import dataset as D
 import evaluate
-from runs import RunError, fail, load_optimizer_state, load_run, machine, new_run_dir, read_json, save_run, versions
+from runs import Parser, RunError, fail, load_optimizer_state, load_run, machine, new_run_dir, read_json, save_run, versions
 
 UNITS = {"s": 1, "sec": 1, "min": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 MAX_BUDGET = 2 * 86400
@@ -275,7 +275,7 @@ def parse_set(items) -> dict:
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n", 2)[2])
     p.add_argument("arch", nargs="?", help=f"architecture: {', '.join(archs.ARCHS)} (long names too: transformer, bert)")
     p.add_argument("budget", nargs="?", help=BUDGET_HELP)
@@ -298,6 +298,9 @@ def build_parser():
 
 def main(argv=None):
     p = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) >= 2 and re.match(r"-\d", argv[1]):  # argparse would take `-1min` for an option
+        fail(f"malformed budget {argv[1]!r}; expected {BUDGET_HELP}")
     a = p.parse_args(argv)
     console = Console()
     try:

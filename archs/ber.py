@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from archs.common import POS_KINDS, Block, Positions, init_weights
+from archs.common import answer_loss, POS_KINDS, Block, Positions, init_weights
 from dataset import EOS, PAD, VOCAB_SIZE, Batch, slot_sequences
 
 
@@ -64,9 +63,9 @@ class Model(nn.Module):
         h = h.gather(1, slot_pos[..., None].expand(-1, -1, h.shape[-1]))
         return self.head(self.ln_f(h)), y
 
-    def loss(self, b: Batch):
+    def loss(self, b: Batch, per_token=False):
         logits, y = self(b)
-        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+        return answer_loss(logits, y, b, per_token)
 
     @torch.no_grad()
     def generate(self, b: Batch, max_new: int):

@@ -158,3 +158,18 @@ def init_weights(module):
 def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
+
+
+def answer_loss(logits, y, b, per_token=False, lm=False):
+    """Cross-entropy over the labelled positions (labels -100 are ignored). With per_token, the
+    loss of each answer token (B, A), zero past the answer; lm=True when logits run over the whole
+    prompt+answer sequence (answer token j is predicted at column prompt_len - 1 + j)."""
+    ce = F.cross_entropy(logits.transpose(1, 2), y, ignore_index=-100, reduction="none")
+    if not per_token:
+        return ce.sum() / (y != -100).sum().clamp(min=1)
+    A = b.answer.shape[1]
+    j = torch.arange(A, device=ce.device)[None, :]
+    if lm:
+        ce = ce.gather(1, (b.prompt_len[:, None] - 1 + j).clamp(max=ce.shape[1] - 1))
+    ce = ce[:, :A]
+    return torch.where(j[:, : ce.shape[1]] < b.answer_len[:, None], ce, 0.0)

@@ -4,9 +4,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from archs.common import POS_KINDS, Block, Positions, greedy, init_weights
+from archs.common import answer_loss, POS_KINDS, Block, Positions, greedy, init_weights
 from dataset import PAD, VOCAB_SIZE, Batch, left_pad, lm_sequences
 
 
@@ -58,10 +57,10 @@ class Model(nn.Module):
             x = block(x, bias, rope=rope, cache=None if caches is None else caches[i])
         return self.head(self.ln_f(x))
 
-    def loss(self, b: Batch):
+    def loss(self, b: Batch, per_token=False):
         x, y = lm_sequences(b)
         logits = self(x, self._positions())
-        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+        return answer_loss(logits, y, b, per_token, lm=True)
 
     @torch.no_grad()
     def generate(self, b: Batch, max_new: int):

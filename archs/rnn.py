@@ -5,10 +5,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from archs.common import greedy, init_weights
+from archs.common import answer_loss, greedy, init_weights
 from dataset import VOCAB_SIZE, Batch, lm_sequences
 
 
@@ -45,11 +44,11 @@ class RNNLM(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
 
-    def loss(self, b: Batch):
+    def loss(self, b: Batch, per_token=False):
         x, y = lm_sequences(b)
         out, _ = self.rnn(self.drop(self.emb(x)))
         logits = self.head(self.drop(out))
-        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+        return answer_loss(logits, y, b, per_token, lm=True)
 
     @torch.no_grad()
     def generate(self, b: Batch, max_new: int):

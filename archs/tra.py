@@ -5,9 +5,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from archs.common import POS_KINDS, Block, Positions, cross_bias, greedy, init_weights
+from archs.common import answer_loss, POS_KINDS, Block, Positions, cross_bias, greedy, init_weights
 from dataset import BOS, PAD, VOCAB_SIZE, Batch
 
 
@@ -68,12 +67,12 @@ class Model(nn.Module):
             x = block(x, bias, rope=rope, mem=mem, mem_bias=mb, cache=None if caches is None else caches[i])
         return self.head(self.ln_dec(x))
 
-    def loss(self, b: Batch):
+    def loss(self, b: Batch, per_token=False):
         mem, valid = self.encode(b.prompt)
         dec_in = torch.cat((torch.full_like(b.answer[:, :1], BOS), b.answer[:, :-1]), 1)
         y = b.answer.masked_fill(b.answer == PAD, -100)
         logits = self.decode(dec_in, mem, valid, self._positions(causal=True))
-        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+        return answer_loss(logits, y, b, per_token)
 
     @torch.no_grad()
     def generate(self, b: Batch, max_new: int):

@@ -1,0 +1,136 @@
+"""The token/dataset layer: vocabulary, labels checked against independent solvers, splits."""
+import json
+import os
+import re
+from fractions import Fraction
+
+import pytest
+import torch
+
+import dataset as D
+from conftest import SMALL, assert_one_line_error, run_cli
+
+OPENERS = {"(": ")", "[": "]", "{": "}", "【": "】"}
+
+
+def check_bracket(inp: str, target: str, max_depth: int):
+    """Independent checker: the input never closes wrongly, and the target closes exactly what is
+    open, innermost first (so input + target is balanced and the target is as short as possible)."""
+    stack = []
+    for c in inp:
+        if c in OPENERS:
+            stack.append(c)
+            assert len(stack) <= max_depth
+        else:
+            assert stack and OPENERS[stack.pop()] == c, f"{inp!r} closes wrongly"
+    assert len(target) == len(stack)
+    for c in target:
+        assert OPENERS[stack.pop()] == c
+    assert not stack
+
+
+def test_vocab_round_trip_and_unknown_symbol():
+    for text in ["(【{[]}】)", "12*(-3.5)", "\\frac{7}{2} = 3.5", "12 \\times 3 = 36", ""]:
+        assert D.decode(D.encode(text)) == text
+    assert len(set(D.VOCAB)) == len(D.VOCAB) and D.VOCAB[D.PAD] == "<pad>"
+    with pytest.raises(ValueError):
+        D.encode("12a")
+
+
+@pytest.mark.parametrize("ood", [False, True])
+def test_bracket_labels_are_right(ood):
+    task = D.make_task("bracket")
+    exs = task.sample(torch.Generator().manual_seed(1), 20000, ood=ood)
+    lo, hi = (31, 60) if ood else (1, 30)
+    for e in exs:
+        check_bracket(e.input, e.target, task.cfg.max_depth)
+        assert lo <= len(e.input) <= hi and e.meta["length"] == len(e.input) and e.meta["depth"] == len(e.target)
+    assert {len(e.target) for e in exs} >= set(range(0, 8)), "answers of many lengths, empty included"
+    assert {c for e in exs for c in e.input} == set("()【】{}[]")
+
+
+def solve_arith(text: str) -> Fraction:
+    m = re.fullmatch(r"(-?[\d.]+)([-+*/])\(?(-?[\d.]+)\)?", text)
+    a, op, b = Fraction(m.group(1)), m.group(2), Fraction(m.group(3))
+    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else None}[op]
+
+
+@pytest.mark.parametrize("fmt", ["plain", "reversed", "latex"])
+def test_arith_labels_are_right(fmt):
+    task = D.make_task("arith", {"digits": 2, "negatives": True, "decimals": True, "format": fmt})
+    exs = task.sample(torch.Generator().manual_seed(2), 5000)
+    for e in exs:
+        value = solve_arith(e.input)
+        assert value is not None, "division by zero generated"
+        shown = {"plain": e.target, "reversed": e.target[::-1], "latex": e.target.split(" = ")[-1]}[fmt]
+        assert Fraction(shown) == value, e
+        assert not re.search(r"\.\d{3}", shown) and not shown.endswith("."), "at most two decimals, shortest form"
+    assert {e.meta["digits"] for e in exs} == {"1x1", "1x2", "2x1", "2x2"}
+    assert {e.meta["op"] for e in exs} == set("+-*/")
+    assert any(e.meta["negative"] for e in exs) and any(e.meta["decimal"] for e in exs)
+    if fmt == "latex":
+        assert any(e.target.startswith("\\frac{") for e in exs) and any("\\times" in e.target for e in exs)
+
+
+def test_arith_switches_and_ood():
+    task = D.make_task("arith", {"ops": "+-", "digits": 3})
+    exs = task.sample(torch.Generator().manual_seed(3), 3000)
+    assert all(not e.meta["negative"] and not e.meta["decimal"] and e.meta["op"] in "+-" for e in exs)
+    ood = task.sample(torch.Generator().manual_seed(3), 2000, ood=True)
+    assert all("4" in e.meta["digits"] and max(map(int, e.meta["digits"].split("x"))) == 4 for e in ood)
+    assert all(Fraction(e.target) == solve_arith(e.input) for e in ood)
+
+
+def test_split_files(tmp_path):
+    spec = D.DataSpec("bracket", None, train_size=20000, val_size=1000, test_size=2000, ood_size=500, seed=0)
+    folder = D.prepare(spec, tmp_path)
+    assert D.prepare(spec, tmp_path) == folder, "the same spec names the same folder"
+    splits = {s: D.load_split(folder, s) for s in D.SPLITS}
+    ins = {s: {e.input for e in exs} for s, exs in splits.items()}
+    assert len(splits["test"]) == 2000 and len(ins["test"]) == 2000 and len(ins["val"]) == 1000
+    assert not ins["train"] & ins["test"] and not ins["train"] & ins["val"] and not ins["val"] & ins["test"]
+    assert all(31 <= len(e.input) <= 60 for e in splits["ood"])
+    meta = json.load(open(os.path.join(folder, "meta.json")))
+    assert set(meta["sha256"]) == set(D.SPLITS)
+    # the same spec written elsewhere is byte for byte the same (seeded)
+    assert D.read_meta(D.prepare(spec, tmp_path / "again"))["sha256"] == meta["sha256"]
+
+
+def test_changed_or_broken_files_are_refused(tmp_path):
+    folder = D.prepare(D.DataSpec("bracket", None, 500, 50, 50, 50), tmp_path)
+    path = os.path.join(folder, "test.jsonl")
+    lines = open(path).read().splitlines()
+    with open(path, "w") as f:
+        f.write("\n".join(lines[:3] + ['{"input": "((", "target": ")"}'] + lines[4:]) + "\n")
+    with pytest.raises(D.DataError, match=r"test.jsonl:4: bad line"):
+        D.load_split(folder, "test")
+    lines[4] = lines[4].replace('"target": "', '"target": "(')
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with pytest.raises(D.DataError, match="sha256"):
+        D.load_split(folder, "test")
+
+
+def test_too_small_space_is_a_clear_error(tmp_path):
+    spec = D.DataSpec("arith", {"digits": 1, "ops": "+"}, 100, 10, 2000, 10)
+    with pytest.raises(D.DataError, match="too small"):
+        D.prepare(spec, tmp_path)
+
+
+def test_layouts():
+    b = D.to_batch([D.Example("((", "))", {}), D.Example("(", ")", {})])
+    x, y = D.lm_sequences(b)
+    assert D.decode(x[0]) == "((" + "))" and [D.VOCAB[i] for i in x[0][:2]] == ["<bos>", "("]
+    assert [t for t in y[1].tolist() if t != -100] == D.encode(")") + [D.EOS]
+    lp = D.left_pad(b.prompt, b.prompt_len)
+    assert lp[1].tolist()[0] == D.PAD and lp[1].tolist()[-1] == D.SEP
+    xs, slot_pos, ys = D.slot_sequences(b, 4)
+    assert xs[1, slot_pos[1]].tolist() == [D.MASK] * 4 and ys[1].tolist() == [D.encode(")")[0], D.EOS, -100, -100]
+
+
+def test_dataset_cli(tmp_path):
+    p, _ = run_cli("dataset.py", "--task", "arith", "--format", "latex", *SMALL, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "test" in p.stdout and len(list((tmp_path / "data").iterdir())) == 1
+    p, _ = run_cli("dataset.py", "--task", "arith", "--max-len", "5", cwd=tmp_path)
+    assert_one_line_error(p)

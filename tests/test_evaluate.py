@@ -1,0 +1,98 @@
+"""evaluate.py: honest scoring (untrained ~0%, oracle 100%), files never overwritten, errors."""
+import json
+import os
+import re
+import shutil
+from fractions import Fraction
+
+import pytest
+import torch
+
+import archs
+import dataset as D
+import evaluate
+from conftest import SMALL, assert_one_line_error, run_cli
+from runs import save_run
+
+OPEN = {"(": ")", "[": "]", "{": "}", "【": "】"}
+
+
+class Oracle(torch.nn.Module):
+    """Solves each prompt from its input tokens alone (never looks at the answer tensor)."""
+
+    def __init__(self, task):
+        super().__init__()
+        self.task = task
+
+    def solve(self, text):
+        if self.task.name == "bracket":
+            stack = []
+            for c in text:
+                stack.append(c) if c in OPEN else stack.pop()
+            return "".join(OPEN[c] for c in reversed(stack))
+        a, op, b = re.fullmatch(r"(-?[\d.]+)([-+*/])\(?(-?[\d.]+)\)?", text).groups()
+        a, b = Fraction(a), Fraction(b)
+        v = a + b if op == "+" else a - b if op == "-" else a * b if op == "*" else a / b
+        return D.num(int(v * 100), 2)
+
+    def generate(self, b, max_new):
+        rows = [D.encode(self.solve(D.decode(p[1:]))) + [D.EOS] for p in b.prompt.tolist()]
+        width = max(map(len, rows))
+        return torch.tensor([r + [D.PAD] * (width - len(r)) for r in rows])[:, :max_new]
+
+
+@pytest.mark.parametrize("task_name,options", [("bracket", None), ("arith", {"negatives": True, "decimals": True})])
+def test_oracle_scores_100_and_untrained_scores_near_0(tmp_path, task_name, options):
+    spec = D.DataSpec(task_name, options, 1000, 100, 2000, 200)
+    folder = D.prepare(spec, tmp_path)
+    task = D.make_task(task_name, options)
+    test = D.load_split(folder, "test")
+    assert evaluate.exact_match(Oracle(task), test, task) == 1.0
+    torch.manual_seed(0)
+    for arch in archs.ARCHS:
+        model, _ = archs.build(arch, {"n_slots": task.max_target_len() + 1} if arch == "ber" else {})
+        em = evaluate.exact_match(model, test, task)
+        assert em <= 0.02 + evaluate.baselines(test, test)["empty answer"], (arch, em)
+
+
+def test_metrics():
+    df = evaluate.per_example([D.Example("((", "))", {}), D.Example("(", ")", {})], ["))", ")]"])
+    assert df["correct"].tolist() == [True, False]
+    assert df["token_acc"].tolist() == [1.0, 0.5] and df["edit_dist"].tolist() == [0.0, 0.5]
+    assert evaluate.edit_distance(list("kitten"), list("sitting")) == 3
+
+
+def test_evaluate_cli_latest_and_all(trained_run):
+    cwd, run = trained_run
+    p, _ = run_cli("evaluate.py", "--latest", cwd=cwd)
+    assert p.returncode == 0, p.stderr
+    assert "exact match" in p.stdout and "baseline" in p.stdout and "test by depth" in p.stdout
+    first = (run / "evaluation_result.txt").read_text()
+    assert first.startswith("Problem 1 ") and "Expected:" in first
+    summary = json.load(open(run / "evaluation_summary.json"))
+    assert summary["test"]["n"] == 200 and "ood" in summary and "length" in summary["test"]["breakdown"]
+    p, _ = run_cli("evaluate.py", str(run), cwd=cwd)
+    assert p.returncode == 0, p.stderr
+    assert (run / "evaluation_result.txt").read_text() == first, "an earlier evaluation is never overwritten"
+    assert (run / "evaluation_result.2.txt").exists() and (run / "evaluation_summary.2.json").exists()
+    p, _ = run_cli("evaluate.py", "--all", cwd=cwd)
+    assert p.returncode == 0, p.stderr
+    assert (cwd / "models" / "leaderboard.csv").exists() and "| arch" in (cwd / "models" / "leaderboard.md").read_text()
+
+
+def test_evaluate_errors(trained_run, tmp_path):
+    cwd, run = trained_run
+    p, _ = run_cli("evaluate.py", "models/missing", cwd=cwd)
+    assert_one_line_error(p)
+    p, _ = run_cli("evaluate.py", cwd=cwd)  # no terminal, no argument
+    assert p.returncode != 0 and "usage:" in p.stderr
+    for damage in ("config.json", "model.safetensors", "metrics.json"):
+        broken = tmp_path / damage
+        shutil.copytree(run, broken)
+        (broken / damage).write_bytes(b"\x00garbage")
+        files = sorted(os.listdir(broken))
+        p, _ = run_cli("evaluate.py", str(broken), cwd=cwd)
+        assert_one_line_error(p)
+        assert damage in p.stderr and sorted(os.listdir(broken)) == files, "nothing written to a broken run"
+    p, _ = run_cli("evaluate.py", "--latest", cwd=tmp_path)  # no models/ at all
+    assert_one_line_error(p)

@@ -1,0 +1,162 @@
+"""train.py from the command line: budgets, the prompt, the run folder, resume, interruptions."""
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, SMALL, assert_one_line_error, run_cli
+from train import parse_budget
+
+
+def visible_runs(cwd):
+    d = cwd / "models"
+    return sorted(x for x in os.listdir(d) if not x.startswith(".")) if d.exists() else []
+
+
+def test_parse_budget():
+    assert parse_budget("30s") == 30 and parse_budget("1min") == 60 and parse_budget("10min") == 600
+    assert parse_budget("1hour") == 3600 and parse_budget("6hours") == 6 * 3600 and parse_budget("2days") == 172800
+    for bad in ("10minutes", "-1min", "1", "min", "3days", "0s", "1.5 min"):
+        with pytest.raises(ValueError):
+            parse_budget(bad)
+
+
+def test_run_is_saved_within_budget(tmp_path):
+    p, seconds = run_cli("train.py", "gru", "4s", *SMALL, "--seed", "3", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    [name] = visible_runs(tmp_path)
+    assert name.startswith("gru_bracket_") and name.endswith("_4s")
+    run = tmp_path / "models" / name
+    assert {"config.json", "model.safetensors", "metrics.json", "curve.csv", "optimizer.pt"} <= set(os.listdir(run))
+    m = json.load(open(run / "metrics.json"))
+    for key in ("test_em", "steps", "samples", "wall_time", "seed", "versions", "loadavg_start", "machine",
+                "train_time", "val_time", "samples_per_s", "cpu_time_per_wall"):
+        assert key in m, key
+    assert m["seed"] == 3 and m["steps"] > 0 and m["versions"]["torch"].startswith("2.13.0")
+    assert m["wall_time"] < 4 + 5, "the budget is enforced: training stops, scoring and saving take seconds"
+    assert seconds < 4 + 15, "the whole command, interpreter start-up included"
+    cfg = json.load(open(run / "config.json"))
+    assert cfg["arch"] == "gru" and cfg["train"]["seed"] == 3 and cfg["data"]["task"] == "bracket"
+    assert len(open(run / "curve.csv").read().splitlines()) >= 3
+
+
+def test_arith_and_long_names(tmp_path):
+    p, _ = run_cli("train.py", "transformer", "3s", "--task", "arith", "--format", "reversed", "--ops", "+-",
+                   *SMALL, "--set", "d_model=32", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    [name] = visible_runs(tmp_path)
+    assert name.startswith("tra_arith_")
+    assert json.load(open(tmp_path / "models" / name / "config.json"))["model"]["d_model"] == 32
+
+
+@pytest.mark.parametrize("args", [
+    ["foo", "1min"], ["gru", "10minutes"], ["gru", "-1min"], ["gru", "3days"], ["gru"],
+    ["gru", "1min", "--task", "chess"], ["gru", "1min", "--set", "n_head=2"], ["gru", "1min", "--task", "bracket", "--digits", "2"],
+    ["gru", "1min", "--resume", "models/nope"],
+])
+def test_bad_input_is_one_line_error(tmp_path, args):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "keep.txt").write_text("x")
+    p, _ = run_cli("train.py", *args, cwd=tmp_path)
+    assert_one_line_error(p)
+    assert os.listdir(tmp_path / "models") == ["keep.txt"]
+
+
+def test_no_terminal_no_arguments_prints_usage(tmp_path):
+    p, _ = run_cli("train.py", cwd=tmp_path)
+    assert p.returncode != 0 and "usage:" in p.stderr and "Traceback" not in p.stderr
+
+
+def read_until(fd, text, timeout=60):
+    buf, end = b"", time.time() + timeout
+    while text.encode() not in buf:
+        if time.time() > end:
+            raise AssertionError(f"did not see {text!r} in {buf.decode(errors='replace')!r}")
+        r, _, _ = select.select([fd], [], [], 0.5)
+        if r:
+            try:
+                buf += os.read(fd, 4096)
+            except OSError:
+                break
+    return buf.decode(errors="replace")
+
+
+def test_prompt_in_a_terminal(tmp_path):
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: train.py with a terminal and no arguments
+        os.chdir(tmp_path)
+        os.execv(sys.executable, [sys.executable, os.path.join(ROOT, "train.py"), *SMALL])
+    read_until(fd, "Enter the model and training time")
+    os.write(fd, b"gru 10minutes\n")
+    assert "malformed budget" in read_until(fd, "Try again")
+    os.write(fd, b"lstm 2s\n")
+    out = read_until(fd, "saved models/", timeout=90)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    [name] = visible_runs(tmp_path)
+    assert name.startswith("lstm_bracket_") and name.endswith("_2s")
+
+
+def test_resume_continues_a_run(tmp_path):
+    p, _ = run_cli("train.py", "gpt", "3s", *SMALL, "--set", "d_model=32", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    [first] = visible_runs(tmp_path)
+    before = open(tmp_path / "models" / first / "model.safetensors", "rb").read()
+    p, _ = run_cli("train.py", "gpt", "3s", "--resume", f"models/{first}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    second = [r for r in visible_runs(tmp_path) if r != first][0]
+    cfg = json.load(open(tmp_path / "models" / second / "config.json"))
+    m1 = json.load(open(tmp_path / "models" / first / "metrics.json"))
+    m2 = json.load(open(tmp_path / "models" / second / "metrics.json"))
+    assert cfg["resumed_from"] == f"models/{first}" and cfg["model"]["d_model"] == 32
+    assert m2["total_steps"] == m1["steps"] + m2["steps"]
+    assert open(tmp_path / "models" / first / "model.safetensors", "rb").read() == before, "the old run is untouched"
+    p, _ = run_cli("train.py", "gru", "3s", "--resume", f"models/{first}", cwd=tmp_path)
+    assert_one_line_error(p)
+
+
+def start(tmp_path, *args):
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def wait_for_training(proc):
+    for line in proc.stdout:  # the first validation line means the loop is running
+        if " 1/10: step" in line:
+            return
+    raise AssertionError("training never started")
+
+
+def test_ctrl_c_saves_a_complete_run_and_kill_leaves_nothing_half_written(tmp_path):
+    proc = start(tmp_path, "gru", "40s", *SMALL)
+    wait_for_training(proc)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, out
+    [run] = visible_runs(tmp_path)
+    assert json.load(open(tmp_path / "models" / run / "metrics.json"))["interrupted"] is True
+    proc = start(tmp_path, "gru", "40s", *SMALL)
+    wait_for_training(proc)
+    proc.kill()
+    proc.wait()
+    assert visible_runs(tmp_path) == [run], "a killed run leaves no folder behind"
+    assert json.load(open(tmp_path / "models" / run / "metrics.json"))["interrupted"] is True
+
+
+def test_bad_data_line_is_one_line_error(tmp_path):
+    p, _ = run_cli("dataset.py", *SMALL, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    [folder] = (tmp_path / "data").iterdir()
+    with open(folder / "val.jsonl", "a") as f:
+        f.write("not json\n")
+    p, _ = run_cli("train.py", "gru", "2s", *SMALL, cwd=tmp_path)
+    assert_one_line_error(p)
+    assert "val.jsonl:101: bad line" in p.stderr
+    assert visible_runs(tmp_path) == []
