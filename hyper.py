@@ -1,0 +1,404 @@
+"""Tune an architecture with an Optuna study kept in a relational database.
+
+    python hyper.py                                   # asks: resume or new, architecture, times, workers
+    python hyper.py --arch gru --task bracket --time 30min --trial-budget 1min --workers 2
+    python hyper.py --resume --study hyper_gru_bracket_1 --time 10min
+    python hyper.py --report --study hyper_gru_bracket_1
+    python hyper.py --list
+
+Each trial is one train.py run (train.train) with settings drawn from the architecture's
+`search_space`; its value is exact match on the validation split. Validation at 1/10, 2/10, ...
+of the trial's budget feeds the pruner, so step k means the same share of time in every trial.
+The first trial of a new study is the architecture's default configuration, for comparison.
+
+Storage: a SQLite file, optuna_studies/studies.db, by default. Several machines share a study
+with `--storage postgresql://user@host:5432/db` and the same `--study` name on each. Workers are
+processes with their own seed and `cores // workers` torch threads each. Heartbeats mark a
+killed worker's trial as failed and queue it again (RetryHeartbeatStaleTrialCallback).
+"""
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict
+
+import optuna
+import sqlalchemy.exc
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+import archs
+import dataset as D
+from runs import Parser, RunError, fail
+from train import BUDGET_HELP, TrainConfig, parse_budget, train
+
+DEFAULT_STORAGE = "sqlite:///optuna_studies/studies.db"
+STUDIES_DIR = "optuna_studies"
+STORAGE_HELP = "expected sqlite:///path/to/file.db or postgresql://user@host:5432/database"
+console = Console()
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+class StudyError(Exception):
+    """A problem with a storage or study the user can fix; printed as one line."""
+
+
+def open_storage(url: str, heartbeat: int | None = None, grace: int | None = None) -> optuna.storages.RDBStorage:
+    """The study database, with a generous SQLite busy timeout and, for workers, heartbeats."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        engine = {"connect_args": {"timeout": 60}}
+    else:
+        engine = {"pool_pre_ping": True}
+    kw = {}
+    if heartbeat:
+        kw = {"heartbeat_interval": heartbeat, "grace_period": grace or 3 * heartbeat,
+              "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **kw)
+    except sqlalchemy.exc.ArgumentError as e:
+        raise StudyError(f"bad storage URL {url!r} ({str(e).splitlines()[0]}); {STORAGE_HELP}") from None
+    except sqlalchemy.exc.SQLAlchemyError as e:
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise StudyError(f"cannot open storage {url!r}: {reason}; check that the server runs and the URL is right ({STORAGE_HELP})") from None
+    except RuntimeError as e:  # schema written by another Optuna version
+        raise StudyError(f"storage {url!r} does not fit Optuna {optuna.__version__} ({str(e).splitlines()[0][:120]}); "
+                         f"an older database is upgraded with `optuna storage upgrade --storage {url}`, "
+                         f"a newer one needs the Optuna version that made it") from None
+    except ImportError as e:
+        missing = getattr(e.__cause__, "name", None) or "its database driver"
+        raise StudyError(f"storage {url!r} needs the Python package {missing!r}; pip install it") from None
+
+
+def load_study(storage, name: str) -> optuna.Study:
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        raise StudyError(f"no study named {name!r} in this storage; existing: {', '.join(names) or 'none'}") from None
+
+
+def study_settings(study) -> dict:
+    attrs = study.user_attrs
+    if "arch" not in attrs:
+        raise StudyError(f"study {study.study_name!r} was not made by hyper.py (no architecture recorded)")
+    return attrs
+
+
+def default_params(arch: str) -> dict:
+    """The architecture's default configuration, as search-space parameters (for trial 0)."""
+    mod = archs.ARCHS[arch]
+    return {**asdict(mod.Config()), **mod.TRAIN_DEFAULTS, "warmup": TrainConfig.warmup}
+
+
+def new_study(storage, arch, spec: D.DataSpec, trial_budget: str, name: str | None, seed: int):
+    name = name or next(f"hyper_{arch}_{spec.task}_{k}" for k in range(1, 10_000)
+                        if f"hyper_{arch}_{spec.task}_{k}" not in {s.study_name for s in optuna.get_all_study_summaries(storage)})
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    except optuna.exceptions.DuplicatedStudyError:
+        raise StudyError(f"a study named {name!r} exists already; resume it with --resume --study {name}") from None
+    for k, v in {"arch": arch, "data": asdict(spec), "trial_budget": trial_budget, "seed": seed}.items():
+        study.set_user_attr(k, v)
+    study.enqueue_trial(default_params(arch), user_attrs={"default_config": True})
+    return study
+
+
+def objective_for(settings: dict, study_name: str, threads: int, seed: int):
+    arch, spec = settings["arch"], D.DataSpec(**settings["data"])
+    trials_dir = os.path.join(STUDIES_DIR, study_name, "trials")
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("host", platform.node())
+        space = archs.ARCHS[arch].search_space(trial)
+        cfg = TrainConfig(arch=arch, budget=settings["trial_budget"], data=spec, model=dict(space["model"]),
+                          seed=seed * 100_000 + trial.number, threads=threads, models_dir=trials_dir, **space["train"])
+
+        def on_eval(point, frac, val_em):
+            trial.report(val_em, point)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"val EM {val_em:.3f} at {frac:.0%} of the budget")
+
+        m = train(cfg, on_eval=on_eval, quiet=True)
+        if m["interrupted"]:
+            raise KeyboardInterrupt
+        for k in ("test_em", "steps", "samples_per_s", "params", "run", "wall_time"):
+            trial.set_user_attr(k, m[k])
+        return m["val_em"]
+
+    return objective
+
+
+def count(study, states) -> int:
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grace):
+    """One worker process: runs trials until the study's time is spent or enough trials ran."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    storage = open_storage(url, heartbeat, grace)
+    study = optuna.load_study(study_name=study_name, storage=storage,
+                              sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
+                              pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2))
+    settings = study_settings(study)
+    trial_s = parse_budget(settings["trial_budget"])
+    objective = objective_for(settings, study_name, threads, seed)
+    S = optuna.trial.TrialState
+    try:
+        while time.time() + trial_s + 10 < deadline:
+            if max_trials and count(study, (S.COMPLETE, S.PRUNED, S.FAIL, S.RUNNING)) >= max_trials:
+                break
+            study.optimize(objective, n_trials=1, catch=(RunError, D.DataError, RuntimeError))
+    except KeyboardInterrupt:
+        pass
+
+
+def save_best(study) -> str | None:
+    """Copy the best trial's run folder to optuna_studies/<study>/best/ (replaced atomically)."""
+    try:
+        best = study.best_trial
+    except ValueError:
+        return None
+    run = best.user_attrs.get("run")
+    if not run or not os.path.isdir(run):
+        return None
+    dest = os.path.join(STUDIES_DIR, study.study_name, "best")
+    tmp = tempfile.mkdtemp(prefix=".tmp-best-", dir=os.path.dirname(dest))
+    shutil.copytree(run, os.path.join(tmp, "run"))
+    with open(os.path.join(tmp, "run", "trial.txt"), "w") as f:
+        f.write(f"study {study.study_name}, trial {best.number}, val EM {best.value:.4f}, params {best.params}\n")
+    old = dest + ".old"
+    if os.path.exists(dest):
+        os.rename(dest, old)
+    os.rename(os.path.join(tmp, "run"), dest)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def status_table(study, deadline, n_workers) -> Table:
+    S = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    c = {s: sum(t.state == s for t in trials) for s in S}
+    done = [t for t in trials if t.state == S.COMPLETE]
+    best = max(done, key=lambda t: t.value) if done else None
+    t = Table(title=f"study {study.study_name}")
+    for col in ("complete", "pruned", "failed", "running", "best val EM", "best trial", "time left", "workers"):
+        t.add_column(col, justify="right")
+    t.add_row(str(c[S.COMPLETE]), str(c[S.PRUNED]), str(c[S.FAIL]), str(c[S.RUNNING]),
+              f"{best.value:.2%}" if best else "-", str(best.number) if best else "-",
+              f"{max(0, deadline - time.time()):.0f}s", str(n_workers))
+    return t
+
+
+def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, grace=30):
+    storage = open_storage(url)
+    study = load_study(storage, study_name)
+    settings = study_settings(study)
+    D.prepare(D.DataSpec(**settings["data"]))  # once, before the workers start
+    deadline = time.time() + time_s
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=worker, args=(url, study_name, deadline, max_trials, threads, seed + i, heartbeat, grace))
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        with Live(status_table(study, deadline, workers), console=console, refresh_per_second=1,
+                  transient=False, auto_refresh=False) as live:
+            last = 0.0
+            while any(p.is_alive() for p in procs):
+                time.sleep(0.5)
+                if time.time() - last > (2 if console.is_terminal else 30):
+                    live.update(status_table(study, deadline, sum(p.is_alive() for p in procs)), refresh=True)
+                    last = time.time()
+            live.update(status_table(study, deadline, 0), refresh=True)
+    except KeyboardInterrupt:
+        console.print("[yellow]stopping: the running trials are marked failed[/yellow]")
+        for p in procs:
+            p.join(timeout=30)
+        console.print(f"resume with: python hyper.py --resume --study {study_name}" + (f" --storage {url}" if url != DEFAULT_STORAGE else ""))
+    for p in procs:
+        p.join()
+    best = save_best(study)
+    if best:
+        console.print(f"best trial {study.best_trial.number}: val EM {study.best_value:.2%}, params {study.best_trial.params}")
+        console.print(f"saved as {best}; score it with: python evaluate.py {best}")
+    return study
+
+
+def report(url, study_name):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    study = load_study(open_storage(url), study_name)
+    df = study.trials_dataframe(attrs=("number", "value", "state", "duration", "params", "user_attrs"))
+    if df.empty:
+        raise StudyError(f"study {study_name!r} has no trials yet")
+    out = os.path.join(STUDIES_DIR, study_name)
+    os.makedirs(out, exist_ok=True)
+    df.to_csv(os.path.join(out, "trials.csv"), index=False)
+    t = Table(title=f"{study_name}: {len(df)} trials")
+    cols = [c for c in df.columns if c not in ("user_attrs_run",)]
+    for c in cols:
+        t.add_column(c.replace("params_", "").replace("user_attrs_", ""))
+    for row in df[cols].itertuples(index=False):
+        t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v).replace("TrialState.", "") for v in row])
+    console.print(t)
+    written = [os.path.join(out, "trials.csv")]
+    for name, plot in (("history", ovm.plot_optimization_history), ("importances", ovm.plot_param_importances),
+                       ("intermediate", ovm.plot_intermediate_values)):
+        try:
+            ax = plot(study)
+        except (ValueError, RuntimeError, ZeroDivisionError) as e:  # e.g. importances need 2+ complete trials
+            console.print(f"[dim]no {name} plot: {str(e).splitlines()[0][:100]}[/dim]")
+            continue
+        fig = (ax[0] if hasattr(ax, "__len__") else ax).get_figure()
+        path = os.path.join(out, f"{name}.png")
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    console.print("written: " + ", ".join(written))
+
+
+def list_studies(url):
+    storage = open_storage(url)
+    summaries = optuna.get_all_study_summaries(storage)
+    t = Table(title=f"studies in {url}")
+    for c in ("#", "study", "arch", "task", "trial budget", "trials", "best val EM"):
+        t.add_column(c)
+    for i, s in enumerate(summaries, 1):
+        a = s.user_attrs
+        best = f"{s.best_trial.value:.2%}" if s.best_trial is not None and s.best_trial.value is not None else "-"
+        t.add_row(str(i), s.study_name, str(a.get("arch", "?")), str(a.get("data", {}).get("task", "?")),
+                  str(a.get("trial_budget", "?")), str(s.n_trials), best)
+    console.print(t)
+    return summaries
+
+
+def ask(question, check):
+    """Ask until check(answer) returns a value instead of raising ValueError."""
+    while True:
+        try:
+            answer = console.input(question).strip()
+        except EOFError:
+            fail("no answer given")
+        try:
+            return check(answer)
+        except ValueError as e:
+            console.print(f"[red]{e}[/red] Try again.")
+
+
+def one_of_1_2(text):
+    if text not in ("1", "2"):
+        raise ValueError(f"{text!r} is not 1 or 2.")
+    return int(text)
+
+
+def positive_int(text):
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{text!r} is not a whole number of at least 1.")
+    return int(text)
+
+
+def budget(text):
+    parse_budget(text)
+    return text
+
+
+def interactive(a):
+    choice = ask("Choose an option:\n1. Resume existing study\n2. Start a new study\nEnter 1 or 2: ", one_of_1_2)
+    if choice == 1:
+        summaries = list_studies(a.storage)
+        if not summaries:
+            fail("there is no study to resume; start a new one")
+        k = ask(f"Enter the number of the study (1-{len(summaries)}): ", positive_int)
+        if k > len(summaries):
+            fail(f"there is no study number {k}")
+        a.study, a.resume = summaries[k - 1].study_name, True
+    else:
+        a.arch = ask(f"Enter the model architecture ({', '.join(archs.ARCHS)}): ", archs_resolve)
+        a.trial_budget = ask("Enter the training time of each trial (e.g. '30s', '1min', '10min'): ", budget)
+    a.time = ask("Enter the study's time limit (e.g. '3min', '1hour', '5hour'): ", budget)
+    a.workers = ask(f"Enter the number of parallel workers (this machine has {os.cpu_count()} cores): ", positive_int)
+    return a
+
+
+def archs_resolve(text):
+    try:
+        return archs.resolve(text)
+    except KeyError:
+        raise ValueError(f"unknown architecture {text!r}; choose one of: {', '.join(archs.ARCHS)}.") from None
+
+
+def main(argv=None):
+    p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+               epilog=__doc__.split("\n", 2)[2])
+    p.add_argument("--arch", help=f"architecture to tune: {', '.join(archs.ARCHS)}")
+    p.add_argument("--time", help=f"the study's time limit ({BUDGET_HELP})")
+    p.add_argument("--trial-budget", default="1min", help="training time of each trial (default 1min)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--trials", type=int, help="stop after this many trials (default: only the time limit)")
+    p.add_argument("--study", help="study name (default for a new study: hyper_<arch>_<task>_<n>)")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"database URL (default {DEFAULT_STORAGE})")
+    p.add_argument("--resume", action="store_true", help="continue the study named by --study")
+    p.add_argument("--report", action="store_true", help="print the trials table, write trials.csv and plots")
+    p.add_argument("--list", action="store_true", help="list the studies in the storage")
+    p.add_argument("--seed", type=int, default=0, help="base seed; worker i uses seed + i")
+    p.add_argument("--heartbeat", type=int, default=10, help="seconds between a worker's heartbeats (default 10)")
+    p.add_argument("--grace", type=int, default=30, help="seconds without a heartbeat before a trial counts as dead")
+    D.add_data_args(p)
+    a = p.parse_args(argv)
+    try:
+        if a.list:
+            list_studies(a.storage)
+            return 0
+        if a.report:
+            if not a.study:
+                fail("--report needs --study NAME")
+            report(a.storage, a.study)
+            return 0
+        if not a.arch and not a.resume:
+            if not sys.stdin.isatty():
+                p.print_usage(sys.stderr)
+                fail("give --arch (new study) or --resume --study NAME, and --time (no terminal to ask on)")
+            a = interactive(a)
+        if not a.time:
+            fail(f"--time is required ({BUDGET_HELP})")
+        time_s = parse_budget(a.time)
+        if a.workers < 1:
+            fail("--workers must be at least 1")
+        storage = open_storage(a.storage)
+        if a.resume:
+            if not a.study:
+                fail("--resume needs --study NAME (see python hyper.py --list)")
+            study = load_study(storage, a.study)
+            study_settings(study)
+        else:
+            arch = archs_resolve(a.arch)
+            parse_budget(a.trial_budget)
+            study = new_study(storage, arch, D.spec_from_args(a), a.trial_budget, a.study, a.seed)
+            console.print(f"study {study.study_name} created in {a.storage}")
+        run_study(a.storage, study.study_name, time_s, a.workers, a.trials, a.seed, a.heartbeat, a.grace)
+    except (StudyError, ValueError, RunError, D.DataError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

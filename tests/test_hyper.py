@@ -1,0 +1,151 @@
+"""hyper.py: real studies with several worker processes on SQLite and PostgreSQL, pruning,
+crash recovery through heartbeats, reports and one-line errors."""
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+
+import optuna
+import pytest
+
+import hyper
+from conftest import ROOT, SMALL, assert_one_line_error, run_cli
+
+S = optuna.trial.TrialState
+PG_URL = os.environ.get("HARNESS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+EASY = ["--task", "bracket", "--max-len", "8", "--max-depth", "4", *SMALL]
+
+
+def pg_available():
+    try:
+        hyper.open_storage(PG_URL)
+        return True
+    except hyper.StudyError:
+        return False
+
+
+def check_accounted(study, at_least):
+    """Every trial has a unique number, a final state, and complete ones have their results."""
+    trials = study.get_trials(deepcopy=False)
+    assert sorted(t.number for t in trials) == list(range(len(trials))), "none lost, none duplicated"
+    assert len(trials) >= at_least
+    assert all(t.state in (S.COMPLETE, S.PRUNED, S.FAIL) for t in trials), [t.state for t in trials]
+    done = [t for t in trials if t.state == S.COMPLETE]
+    assert done and all({"test_em", "steps", "samples_per_s", "params", "run"} <= set(t.user_attrs) for t in done)
+    assert all(0 <= t.value <= 1 for t in done)
+    assert trials[0].user_attrs.get("default_config") and trials[0].params["lr"] == 3e-3
+    return trials
+
+
+def run_two_workers(tmp_path, url, name):
+    p, seconds = run_cli("hyper.py", "--arch", "gru", *EASY, "--time", "2min", "--trial-budget", "3s", "--workers", "2",
+                         "--trials", "4", "--study", name, "--storage", url, cwd=tmp_path, timeout=180)
+    assert p.returncode == 0, p.stdout + p.stderr
+    study = optuna.load_study(study_name=name, storage=url)
+    check_accounted(study, 4)
+    assert len({t.user_attrs["pid"] for t in study.trials if "pid" in t.user_attrs}) == 2, "two worker processes shared it"
+    best = tmp_path / "optuna_studies" / name / "best"
+    assert (best / "model.safetensors").exists() and (best / "metrics.json").exists()
+    return study
+
+
+def test_sqlite_study_with_two_workers_and_report(tmp_path):
+    url = f"sqlite:///{tmp_path}/studies.db"
+    run_two_workers(tmp_path, url, "sq")
+    p, _ = run_cli("evaluate.py", "optuna_studies/sq/best", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    p, _ = run_cli("hyper.py", "--report", "--study", "sq", "--storage", url, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / "optuna_studies" / "sq"
+    assert (out / "trials.csv").exists() and (out / "history.png").exists() and (out / "intermediate.png").exists()
+    p, _ = run_cli("hyper.py", "--list", "--storage", url, cwd=tmp_path)
+    assert p.returncode == 0 and "sq" in p.stdout
+
+
+def test_postgres_study_with_two_workers(tmp_path):
+    if not pg_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_URL} (.ci/run starts it)")
+        pytest.skip("PostgreSQL not running")
+    name = f"pg_{uuid.uuid4().hex[:8]}"
+    try:
+        run_two_workers(tmp_path, PG_URL, name)
+    finally:
+        try:
+            optuna.delete_study(study_name=name, storage=PG_URL)
+        except KeyError:
+            pass
+
+
+@pytest.mark.filterwarnings("ignore:Fixed parameter lr")
+def test_hopeless_trial_is_pruned(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/studies.db"
+    storage = hyper.open_storage(url)
+    import dataset as D
+    spec = D.DataSpec("bracket", {"max_len": 8, "max_depth": 4}, 3000, 100, 200, 100)
+    study = hyper.new_study(storage, "gru", spec, "4s", "prune", seed=0)
+    for lr in (5e-3, 8e-3):
+        study.enqueue_trial({**hyper.default_params("gru"), "lr": lr})
+    study.enqueue_trial({**hyper.default_params("gru"), "lr": 1e-7})  # cannot learn anything in 4 s
+    hyper.worker(url, "prune", time.time() + 120, 4, 2, 0, None, None)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials[:3]] == [S.COMPLETE] * 3
+    assert trials[3].state == S.PRUNED and trials[3].params["lr"] == 1e-7
+    assert len(trials[3].intermediate_values) < 10, "stopped before the end of its budget"
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_killed_worker_leaves_no_running_trial(tmp_path):
+    url = f"sqlite:///{tmp_path}/studies.db"
+    args = ["--heartbeat", "1", "--grace", "3", "--storage", url, "--study", "hb"]
+    first = subprocess.Popen([sys.executable, os.path.join(ROOT, "hyper.py"), "--arch", "gru", *EASY, "--time", "2min",
+                              "--trial-budget", "20s", "--workers", "1", *args], cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    victim, end = None, time.time() + 90
+    while victim is None and time.time() < end:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="hb", storage=url)
+        except KeyError:
+            continue
+        running = study.get_trials(deepcopy=False, states=(S.RUNNING,))
+        if running and "pid" in running[0].user_attrs:
+            victim = running[0]
+    assert victim is not None, "no trial started"
+    time.sleep(2)
+    os.kill(victim.user_attrs["pid"], signal.SIGKILL)  # the worker dies mid-trial
+    first.wait(timeout=60)
+    time.sleep(4)  # past the grace period
+    p, _ = run_cli("hyper.py", "--resume", "--time", "1min", "--trial-budget", "3s", "--trials", "2", *args,
+                   cwd=tmp_path, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    study = optuna.load_study(study_name="hb", storage=url)
+    trials = study.get_trials(deepcopy=False)
+    assert trials[victim.number].state == S.FAIL
+    retried = [t for t in trials if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == victim.number]
+    assert retried and retried[0].params == victim.params and retried[0].state in (S.COMPLETE, S.PRUNED)
+    assert not study.get_trials(deepcopy=False, states=(S.RUNNING, S.WAITING))
+
+
+def test_errors_are_one_line(tmp_path):
+    for args in (["--arch", "gru", "--time", "1min", "--storage", "nosuch://x"],
+                 ["--arch", "gru", "--time", "1min", "--storage", "postgresql://nobody@127.0.0.1:1/none"],
+                 ["--resume", "--study", "nope", "--time", "1min", "--storage", f"sqlite:///{tmp_path}/a.db"],
+                 ["--arch", "cnn", "--time", "1min", "--storage", f"sqlite:///{tmp_path}/a.db"],
+                 ["--arch", "gru", "--time", "10minutes"],
+                 ["--report", "--study", "nope", "--storage", f"sqlite:///{tmp_path}/a.db"]):
+        p, _ = run_cli("hyper.py", *args, cwd=tmp_path)
+        assert_one_line_error(p)
+    p, _ = run_cli("hyper.py", cwd=tmp_path)
+    assert p.returncode != 0 and "usage:" in p.stderr
+    db = tmp_path / "old.db"
+    optuna.create_study(storage=f"sqlite:///{db}", study_name="x")
+    with sqlite3.connect(db) as c:
+        c.execute("update alembic_version set version_num = 'v0.9.0.a'")
+    p, _ = run_cli("hyper.py", "--list", "--storage", f"sqlite:///{db}", cwd=tmp_path)
+    assert_one_line_error(p)
+    assert "optuna storage upgrade" in p.stderr
