@@ -42,7 +42,7 @@ from train import BUDGET_HELP, TrainConfig, parse_budget, train
 DEFAULT_STORAGE = "sqlite:///optuna_studies/studies.db"
 STUDIES_DIR = "optuna_studies"
 STORAGE_HELP = "expected sqlite:///path/to/file.db or postgresql://user@host:5432/database"
-console = Console()
+console = Console(highlight=False)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -202,6 +202,17 @@ def status_table(study, deadline, n_workers) -> Table:
     return t
 
 
+def status_line(study, deadline) -> str:
+    S = optuna.trial.TrialState
+    c = {s: 0 for s in S}
+    for t in study.get_trials(deepcopy=False):
+        c[t.state] += 1
+    done = study.get_trials(deepcopy=False, states=(S.COMPLETE,))
+    best = f"{max(t.value for t in done):.2%}" if done else "-"
+    return (f"{time.strftime('%H:%M:%S')} complete {c[S.COMPLETE]}, pruned {c[S.PRUNED]}, failed {c[S.FAIL]}, "
+            f"running {c[S.RUNNING]}, best val EM {best}, {max(0, deadline - time.time()):.0f}s left")
+
+
 def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, grace=30):
     storage = open_storage(url)
     study = load_study(storage, study_name)
@@ -215,15 +226,19 @@ def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, 
     for p in procs:
         p.start()
     try:
-        with Live(status_table(study, deadline, workers), console=console, refresh_per_second=1,
-                  transient=False, auto_refresh=False) as live:
-            last = 0.0
-            while any(p.is_alive() for p in procs):
-                time.sleep(0.5)
-                if time.time() - last > (2 if console.is_terminal else 30):
+        if console.is_terminal:
+            with Live(status_table(study, deadline, workers), console=console, auto_refresh=False) as live:
+                while any(p.is_alive() for p in procs):
+                    time.sleep(2)
                     live.update(status_table(study, deadline, sum(p.is_alive() for p in procs)), refresh=True)
-                    last = time.time()
-            live.update(status_table(study, deadline, 0), refresh=True)
+        else:  # scripts and CI: one line every 30 s
+            while any(p.is_alive() for p in procs):
+                for _ in range(60):
+                    time.sleep(0.5)
+                    if not any(p.is_alive() for p in procs):
+                        break
+                console.print(status_line(study, deadline))
+        console.print(status_table(study, deadline, 0))
     except KeyboardInterrupt:
         console.print("[yellow]stopping: the running trials are marked failed[/yellow]")
         for p in procs:
@@ -236,6 +251,22 @@ def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, 
         console.print(f"best trial {study.best_trial.number}: val EM {study.best_value:.2%}, params {study.best_trial.params}")
         console.print(f"saved as {best}; score it with: python evaluate.py {best}")
     return study
+
+
+def trials_table(df, study_name) -> Table:
+    """The trials as a compact table: state, values, duration, then the tuned parameters."""
+    t = Table(title=f"{study_name}: {len(df)} trials")
+    params = [c for c in df.columns if c.startswith("params_")]
+    for col in ["#", "state", "val EM", "test EM", "seconds", "steps", *[c[len("params_"):] for c in params]]:
+        t.add_column(col, justify="left" if col == "state" else "right")
+    pct = lambda v: "-" if v != v or v is None else f"{v:.2%}"  # noqa: E731
+    for _, r in df.iterrows():
+        cells = [str(r["number"]), str(r["state"]).replace("TrialState.", ""), pct(r["value"]),
+                 pct(r.get("user_attrs_test_em", float("nan"))), f"{r['duration'].total_seconds():.0f}" if r["duration"] == r["duration"] else "-",
+                 "-" if r.get("user_attrs_steps") != r.get("user_attrs_steps") else f"{r.get('user_attrs_steps', 0):.0f}"]
+        cells += [f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in params]
+        t.add_row(*cells)
+    return t
 
 
 def report(url, study_name):
@@ -251,13 +282,7 @@ def report(url, study_name):
     out = os.path.join(STUDIES_DIR, study_name)
     os.makedirs(out, exist_ok=True)
     df.to_csv(os.path.join(out, "trials.csv"), index=False)
-    t = Table(title=f"{study_name}: {len(df)} trials")
-    cols = [c for c in df.columns if c not in ("user_attrs_run",)]
-    for c in cols:
-        t.add_column(c.replace("params_", "").replace("user_attrs_", ""))
-    for row in df[cols].itertuples(index=False):
-        t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v).replace("TrialState.", "") for v in row])
-    console.print(t)
+    console.print(trials_table(df, study_name))
     written = [os.path.join(out, "trials.csv")]
     for name, plot in (("history", ovm.plot_optimization_history), ("importances", ovm.plot_param_importances),
                        ("intermediate", ovm.plot_intermediate_values)):

@@ -59,7 +59,7 @@ def parse_choice(text: str) -> tuple[str, str]:
 
 def prompt_choice(console: Console) -> tuple[str, str]:
     console.print("Choose a model and a training time, e.g. [bold]gru 1min[/], [bold]tra 10min[/], "
-                  f"[bold]lstm 1hour[/], [bold]ber 10min[/], [bold]gpt 1min[/] (up to 2days).")
+                  "[bold]lstm 1hour[/], [bold]ber 10min[/], [bold]gpt 1min[/] (up to 2days).")
     while True:
         try:
             answer = console.input("Enter the model and training time: ")
@@ -170,10 +170,9 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
     stream = batches(lengths, cfg.batch_size, gen, cfg.bucket)
     params = archs.n_params(model)
 
-    steps = samples = 0
+    steps = samples = tokens = tokens_padded = 0
     val_time, val_em, loss_ema = 0.0, None, None
     curve = ["step,samples,elapsed_s,train_s,lr,loss,val_em"]
-    train_t0 = time.time()
     next_val = 1
     interrupted = False
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
@@ -190,14 +189,17 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
                 lr = lr_at(frac, cfg.lr, cfg.warmup)
                 for g in opt.param_groups:
                     g["lr"] = lr
-                loss = model.loss(train_set[next(stream).to(device)])
+                batch = train_set[next(stream).to(device)]
+                loss = model.loss(batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
                 steps += 1
-                samples += cfg.batch_size
+                samples += len(batch)
+                tokens_padded += batch.prompt.numel() + batch.answer.numel()
+                tokens += int(batch.prompt_len.sum() + batch.answer_len.sum())
                 lv = loss.item()
                 loss_ema = lv if loss_ema is None else 0.95 * loss_ema + 0.05 * lv
                 if next_val < cfg.val_points and time.time() >= t_start + budget_s * next_val / cfg.val_points:
@@ -241,7 +243,8 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
                "total_steps": steps + int(prior.get("total_steps", 0)), "total_samples": samples + int(prior.get("total_samples", 0)),
                "params": params, "seed": cfg.seed, "budget_s": budget_s, "wall_time": wall,
                "train_time": train_s, "val_time": val_time, "final_eval_time": eval_time,
-               "samples_per_s": samples / max(1e-9, train_s), "final_loss": loss_ema, "interrupted": interrupted,
+               "samples_per_s": samples / max(1e-9, train_s), "tokens": tokens, "tokens_padded": tokens_padded,
+               "train_flops_estimate": 6 * params * tokens_padded, "final_loss": loss_ema, "interrupted": interrupted,
                "cpu_time_per_wall": (time.process_time() - cpu_start) / max(1e-9, wall),
                "loadavg_start": load_start, "loadavg_end": list(os.getloadavg()),
                "machine": machine(), "versions": versions(), "device": str(device),

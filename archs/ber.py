@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from archs.common import answer_loss, POS_KINDS, Block, Positions, init_weights
+from archs.common import POS_KINDS, Block, Positions, answer_loss, init_weights
 from dataset import EOS, PAD, VOCAB_SIZE, Batch, slot_sequences
 
 

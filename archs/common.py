@@ -46,9 +46,17 @@ def attn_bias(pos_kind, n_head, q_pos, k_pos, k_valid, causal, device):
     return bias
 
 
-def cross_bias(k_valid, Tq):
-    """Bias for cross-attention: hide padded memory positions."""
-    return torch.zeros(k_valid.shape, device=k_valid.device).masked_fill(~k_valid, float("-inf"))[:, None, None, :].expand(-1, 1, Tq, -1)
+def cross_bias(pos_kind, n_head, q_pos, k_valid):
+    """Bias for cross-attention from decoder tokens to a right-padded memory: hide padding and,
+    with ALiBi, penalise distance as if decoder token j stood right after the input (so the first
+    answer token looks hardest at the end of the input, where the innermost open bracket is)."""
+    B, Tk = k_valid.shape
+    bias = torch.zeros(B, 1, q_pos.shape[1], Tk, device=k_valid.device).masked_fill(~k_valid[:, None, None, :], float("-inf"))
+    if pos_kind == "alibi":
+        q_abs = k_valid.sum(1, keepdim=True) + q_pos
+        dist = (q_abs[:, :, None] - torch.arange(Tk, device=k_valid.device)[None, None, :]).abs().float()
+        bias = bias - alibi_slopes(n_head).to(k_valid.device)[None, :, None, None] * dist[:, None]
+    return bias
 
 
 def rope_tables(pos: torch.Tensor, head_dim: int):
@@ -118,7 +126,7 @@ class Positions:
 
     def __init__(self, kind, n_head, head_dim, causal):
         self.kind, self.n_head, self.head_dim, self.causal = kind, n_head, head_dim, causal
-        self.k_pos = self.k_valid = None
+        self.k_pos = self.k_valid = self.last = None
 
     def step(self, valid_new):
         """Register new tokens (B, T) and return (bias, rope) for their queries."""
@@ -126,6 +134,7 @@ class Positions:
         new_pos = positions(valid_new) if start is None else start + torch.arange(valid_new.shape[1], device=valid_new.device)
         self.k_pos = new_pos if self.k_pos is None else torch.cat((self.k_pos, new_pos), 1)
         self.k_valid = valid_new if self.k_valid is None else torch.cat((self.k_valid, valid_new), 1)
+        self.last = new_pos
         bias = attn_bias(self.kind, self.n_head, new_pos, self.k_pos, self.k_valid, self.causal, valid_new.device)
         return bias, rope_tables(new_pos, self.head_dim) if self.kind == "rope" else None
 

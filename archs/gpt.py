@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from archs.common import answer_loss, POS_KINDS, Block, Positions, greedy, init_weights
+from archs.common import POS_KINDS, Block, Positions, answer_loss, greedy, init_weights
 from dataset import PAD, VOCAB_SIZE, Batch, left_pad, lm_sequences
 
 

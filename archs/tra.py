@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from archs.common import answer_loss, POS_KINDS, Block, Positions, cross_bias, greedy, init_weights
+from archs.common import POS_KINDS, Block, Positions, answer_loss, cross_bias, greedy, init_weights
 from dataset import BOS, PAD, VOCAB_SIZE, Batch
 
 
@@ -62,7 +62,7 @@ class Model(nn.Module):
     def decode(self, tokens, mem, mem_valid, positions, caches=None):
         bias, rope = positions.step(tokens != PAD)
         x = self.drop(self.emb(tokens))
-        mb = cross_bias(mem_valid, tokens.shape[1])
+        mb = cross_bias(self.cfg.pos, self.cfg.n_head, positions.last, mem_valid)
         for i, block in enumerate(self.decoder):
             x = block(x, bias, rope=rope, mem=mem, mem_bias=mb, cache=None if caches is None else caches[i])
         return self.head(self.ln_dec(x))

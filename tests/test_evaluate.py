@@ -11,8 +11,7 @@ import torch
 import archs
 import dataset as D
 import evaluate
-from conftest import SMALL, assert_one_line_error, run_cli
-from runs import save_run
+from conftest import assert_one_line_error, run_cli
 
 OPEN = {"(": ")", "[": "]", "{": "}", "【": "】"}
 

@@ -149,3 +149,31 @@ def test_errors_are_one_line(tmp_path):
     p, _ = run_cli("hyper.py", "--list", "--storage", f"sqlite:///{db}", cwd=tmp_path)
     assert_one_line_error(p)
     assert "optuna storage upgrade" in p.stderr
+
+
+def test_prompts_in_a_terminal(tmp_path):
+    from test_train import read_until
+    import pty
+    url = f"sqlite:///{tmp_path}/studies.db"
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(tmp_path)
+        os.execv(sys.executable, [sys.executable, os.path.join(ROOT, "hyper.py"), *EASY, "--storage", url])
+    read_until(fd, "Enter 1 or 2")
+    os.write(fd, b"3\n")
+    read_until(fd, "is not 1 or 2")
+    os.write(fd, b"2\n")
+    read_until(fd, "Enter the model architecture")
+    os.write(fd, b"gru\n")
+    read_until(fd, "training time of each trial")
+    os.write(fd, b"2s\n")
+    read_until(fd, "time limit")
+    os.write(fd, b"20s\n")
+    read_until(fd, "parallel workers")
+    os.write(fd, b"1\n")
+    out = read_until(fd, "best trial", timeout=90)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    [summary] = optuna.get_all_study_summaries(url)
+    assert summary.study_name == "hyper_gru_bracket_1" and summary.n_trials >= 1

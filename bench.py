@@ -1,0 +1,238 @@
+"""The benchmark: architectures x tasks x budgets x seeds, through train.train and evaluate.
+
+    python bench.py                 # the full matrix (hours on 2 cores); resumes where it stopped
+    python bench.py --quick         # a few minutes: every architecture, 15s, bracket
+    python bench.py --only bracket-1min --archs gru,gpt
+    python bench.py --report        # rebuild the report and pictures from the results so far
+
+One run at a time (the machine is the instrument). Every run appends a row to
+bench/results/runs.csv (accuracy, OOD accuracy, steps, samples/s, share of the machine's float32
+matmul peak, wall time, CPU time per wall second, load average, seed, versions); the report
+bench/results/README.md and its pictures are rebuilt after each run. Runs already in the CSV are
+skipped, so an interrupted benchmark continues where it stopped. `--commit` commits the results
+after each run (a session can end at any time).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import torch
+
+import archs
+import dataset as D
+import evaluate
+from runs import Parser, machine, versions
+from train import TrainConfig, parse_budget, train
+
+RESULTS = os.path.join("bench", "results")
+RUNS_DIR = os.path.join("bench", "runs")
+ALL = list(archs.ARCHS)
+
+# name: (task, options, budget, seeds, what it measures)
+PRESETS = {
+    "bracket-1min": ("bracket", {}, "1min", [0, 1, 2], "bracket closing, inputs 1..30: every architecture >= 99%, best >= 99.9%"),
+    "bracket-10min": ("bracket", {}, "10min", [0], "bracket closing: every architecture >= 99.9%; OOD 31..60: best >= 99%"),
+    "arith-addsub-10min": ("arith", {"ops": "+-", "digits": 3, "format": "reversed"}, "10min", [0],
+                           "+ and - up to 3 digits, reversed answers: best >= 99%"),
+    "arith-beginner-10min": ("arith", {"ops": "+-*/", "digits": 2, "negatives": True, "decimals": True}, "10min", [0],
+                             "four operations, 1-2 digits, negatives, decimals: best >= 99%"),
+}
+QUICK = {"quick-bracket-15s": ("bracket", {}, "15s", [0], "smoke test")}
+COLUMNS = ["preset", "arch", "budget", "seed", "test_em", "ood_em", "steps", "samples_per_s", "params",
+           "peak_share", "wall_time", "train_time", "val_time", "cpu_per_wall", "load_start", "load_end",
+           "matmul_gflops", "run", "date", "torch"]
+
+
+def matmul_peak(seconds=2.0, n=1024) -> float:
+    """Float32 GFLOP/s of a large square matmul on this machine, now (best of repeated runs)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best, end = 0.0, time.time() + seconds
+    while time.time() < end:
+        t = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def load_results() -> pd.DataFrame:
+    path = os.path.join(RESULTS, "runs.csv")
+    return pd.read_csv(path) if os.path.exists(path) else pd.DataFrame(columns=COLUMNS)
+
+
+def save_results(df):
+    os.makedirs(RESULTS, exist_ok=True)
+    tmp = os.path.join(RESULTS, ".runs.csv.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, os.path.join(RESULTS, "runs.csv"))
+
+
+def run_cell(preset, task, options, arch, budget, seed, threads) -> dict:
+    spec = D.DataSpec(task, options or None)
+    peak = matmul_peak()
+    m = train(TrainConfig(arch=arch, budget=budget, data=spec, seed=seed, threads=threads, models_dir=RUNS_DIR))
+    ev = evaluate.evaluate_run(m["run"])
+    with open(ev["files"]["summary"], "w") as f:
+        json.dump(ev, f, indent=2, ensure_ascii=False)
+    return {"preset": preset, "arch": arch, "budget": budget, "seed": seed, "test_em": ev["test"]["exact_match"],
+            "ood_em": ev["ood"]["exact_match"], "steps": m["steps"], "samples_per_s": m["samples_per_s"],
+            "params": m["params"], "peak_share": m["train_flops_estimate"] / max(1e-9, m["train_time"]) / (peak * 1e9),
+            "wall_time": m["wall_time"], "train_time": m["train_time"], "val_time": m["val_time"],
+            "cpu_per_wall": m["cpu_time_per_wall"], "load_start": m["loadavg_start"][0], "load_end": m["loadavg_end"][0],
+            "matmul_gflops": peak, "run": m["run"], "date": m["created"], "torch": versions()["torch"]}
+
+
+# ----------------------------------------------------------------------------- report
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    g = df.groupby(["preset", "arch"], sort=False)
+    out = g.agg(runs=("test_em", "size"), test_em_median=("test_em", "median"), test_em_min=("test_em", "min"),
+                test_em_max=("test_em", "max"), ood_em=("ood_em", "median"), steps=("steps", "median"),
+                samples_per_s=("samples_per_s", "median"), peak_share=("peak_share", "median"),
+                cpu_per_wall=("cpu_per_wall", "median"), load=("load_start", "median")).reset_index()
+    return out
+
+
+def plots(df: pd.DataFrame) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    bracket = df[df["preset"].str.startswith("bracket") | df["preset"].str.startswith("quick")]
+    if not bracket.empty:  # accuracy versus budget
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for arch, g in bracket.groupby("arch"):
+            pts = g.assign(s=g["budget"].map(parse_budget)).groupby("s")["test_em"].median()
+            ax.plot(pts.index, pts.values * 100, marker="o", label=arch)
+        ax.set_xscale("log")
+        ax.set_xlabel("training budget (s, log)")
+        ax.set_ylabel("test exact match (%)")
+        ax.set_title("bracket closing: accuracy versus budget")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        made.append(save(fig, "accuracy_vs_budget.png"))
+    for preset, g in df.groupby("preset"):
+        first = g.sort_values("seed").drop_duplicates("arch")
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        for r in first.itertuples():
+            curve = os.path.join(r.run, "curve.csv")
+            if os.path.exists(curve):
+                c = pd.read_csv(curve)
+                ax1.plot(c["train_s"], c["val_em"] * 100, marker=".", label=r.arch)
+            summ = latest_summary(r.run)
+            if summ:
+                key = "length" if "length" in summ["test"]["breakdown"] else "digits"
+                pts = {**summ["test"]["breakdown"][key], **summ["ood"]["breakdown"][key]}
+                xs = sorted(pts)
+                ax2.plot(xs, [pts[x]["exact_match"] * 100 for x in xs], marker="o", label=r.arch)
+        ax1.set_xlabel("training seconds")
+        ax1.set_ylabel("validation exact match (%)")
+        ax1.set_title(f"{preset}: learning curves (seed {first['seed'].min()})")
+        ax2.set_xlabel("input length" if preset.startswith(("bracket", "quick")) else "operand digits")
+        ax2.set_ylabel("exact match (%)")
+        ax2.set_title("test + out-of-distribution, per group")
+        ax2.tick_params(axis="x", rotation=45)
+        for ax in (ax1, ax2):
+            ax.grid(alpha=0.3)
+            ax.legend()
+        made.append(save(fig, f"{preset}.png"))
+    return made
+
+
+def save(fig, name):
+    import matplotlib.pyplot as plt
+    path = os.path.join(RESULTS, name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return name
+
+
+def latest_summary(run):
+    return evaluate.latest_summary(run) if os.path.isdir(run) else None
+
+
+def report(df: pd.DataFrame, presets: dict):
+    os.makedirs(RESULTS, exist_ok=True)
+    pics = plots(df)
+    mach = machine()
+    lines = ["# Benchmark results", "",
+             f"Updated {time.strftime('%Y-%m-%d %H:%M')} on {mach['processor']}, {mach['cpu_count']} cores, "
+             f"torch {versions()['torch']}; float32 matmul peak measured before each run "
+             f"(median {df['matmul_gflops'].median():.0f} GFLOP/s). Exact match on the frozen test set (2,000 problems) "
+             "and the out-of-distribution split, unconstrained greedy decoding. `peak` is the estimated training "
+             "FLOP rate (6 x parameters x padded tokens per second) as a share of that matmul peak. "
+             "`cpu/wall` and `load` show how busy the machine was.", ""]
+    table = summary_table(df)
+    for preset, g in table.groupby("preset", sort=False):
+        goal = presets.get(preset, PRESETS.get(preset, QUICK.get(preset, ("", {}, "", [], ""))))[4]
+        lines += [f"## {preset}", "", f"Target: {goal}", ""]
+        show = g.drop(columns=["preset"]).copy()
+        for c in ("test_em_median", "test_em_min", "test_em_max", "ood_em", "peak_share"):
+            show[c] = show[c].map(lambda v: f"{v:.2%}")
+        for c in ("steps", "samples_per_s"):
+            show[c] = show[c].map(lambda v: f"{v:.0f}")
+        for c in ("cpu_per_wall", "load"):
+            show[c] = show[c].map(lambda v: f"{v:.2f}")
+        lines += [show.to_markdown(index=False), ""]
+        if f"{preset}.png" in pics:
+            lines += [f"![{preset}]({preset}.png)", ""]
+    if "accuracy_vs_budget.png" in pics:
+        lines += ["## Accuracy versus budget (bracket)", "", "![accuracy versus budget](accuracy_vs_budget.png)", ""]
+    lines += ["Every run: [runs.csv](runs.csv).", ""]
+    with open(os.path.join(RESULTS, "README.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def git_commit(message):
+    subprocess.run(["git", "add", RESULTS], check=False)
+    subprocess.run(["git", "commit", "-q", "-m", message, "--", RESULTS], check=False)
+
+
+def main(argv=None):
+    p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+               epilog=__doc__.split("\n", 2)[2])
+    p.add_argument("--quick", action="store_true", help="every architecture for 15s on bracket (a few minutes)")
+    p.add_argument("--only", help=f"comma-separated presets: {', '.join(PRESETS)}")
+    p.add_argument("--archs", default=",".join(ALL), help="comma-separated architectures (default all)")
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.add_argument("--report", action="store_true", help="only rebuild the report from runs.csv")
+    p.add_argument("--commit", action="store_true", help="git-commit bench/results after every run")
+    a = p.parse_args(argv)
+    presets = QUICK if a.quick else PRESETS
+    if a.only:
+        unknown = set(a.only.split(",")) - set(presets)
+        if unknown:
+            p.error(f"unknown preset {sorted(unknown)[0]!r}; choose from {', '.join(presets)}")
+        presets = {k: v for k, v in presets.items() if k in a.only.split(",")}
+    arch_list = [archs.resolve(x) for x in a.archs.split(",")]
+    df = load_results()
+    if a.report:
+        report(df, presets)
+        return 0
+    cells = [(name, task, opts, arch, budget, seed) for name, (task, opts, budget, seeds, _) in presets.items()
+             for seed in seeds for arch in arch_list]
+    done = {(r.preset, r.arch, r.budget, int(r.seed)) for r in df.itertuples()}
+    todo = [c for c in cells if (c[0], c[3], c[4], c[5]) not in done]
+    total = sum(parse_budget(c[4]) for c in todo)
+    print(f"{len(cells) - len(todo)} of {len(cells)} runs done; {len(todo)} to go, about {total / 60:.0f} min of training")
+    for i, (name, task, opts, arch, budget, seed) in enumerate(todo, 1):
+        print(f"[{i}/{len(todo)}] {name} {arch} {budget} seed {seed}", flush=True)
+        row = run_cell(name, task, opts, arch, budget, seed, a.threads)
+        df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
+        save_results(df)
+        report(df, presets)
+        print(f"    test {row['test_em']:.2%}, ood {row['ood_em']:.2%}, {row['steps']} steps, "
+              f"{row['peak_share']:.1%} of matmul peak", flush=True)
+        if a.commit:
+            git_commit(f"bench: {name} {arch} {budget} seed {seed}: test {row['test_em']:.2%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
