@@ -7,6 +7,10 @@ and the heads with small slopes still see the whole sequence (needed to find an 
 `rope` (rotary, relative but with frequencies never seen past the training length) and `none`
 (NoPE: a causal mask alone lets a decoder count positions) are switches for comparison.
 
+A distance penalty is symmetric, so in a bidirectional stack (tra's encoder, ber) ALiBi alone
+cannot tell left from right; there half the heads attend to the left (and themselves) and half
+to the right. Together they still see the whole input.
+
 Masks. Every model builds one additive bias per forward (B, H, Tq, Tk) from token positions and a
 key-validity mask, shared by all layers. A query always sees itself, so no row is fully masked
 (padding queries would otherwise produce NaN that leaks through the values of later layers).
@@ -36,10 +40,17 @@ def attn_bias(pos_kind, n_head, q_pos, k_pos, k_valid, causal, device):
     q_idx = torch.arange(Tk - Tq, Tk, device=device)  # queries are the last Tq keys
     k_idx = torch.arange(Tk, device=device)
     allowed = k_valid[:, None, :].expand(-1, Tq, -1)
+    left = k_idx[None, None, :] <= q_idx[None, :, None]
     if causal:
-        allowed = allowed & (k_idx[None, None, :] <= q_idx[None, :, None])
+        allowed = allowed & left
     allowed = allowed | (k_idx[None, None, :] == q_idx[None, :, None])
     bias = torch.zeros(allowed.shape, device=device).masked_fill(~allowed, float("-inf"))[:, None]
+    if pos_kind == "alibi" and not causal:
+        # |i - j| alone cannot tell left from right: half the heads look left, half look right.
+        self_ = k_idx[None, None, :] == q_idx[None, :, None]
+        side = torch.stack([left | self_, ~left | self_])  # (2, 1, Tq, Tk)
+        heads = side[(torch.arange(n_head, device=device) >= n_head // 2).long()]  # (H, 1, Tq, Tk)
+        bias = bias.masked_fill(~heads.transpose(0, 1), float("-inf"))
     if pos_kind == "alibi":
         dist = (q_pos[:, :, None] - k_pos[:, None, :]).abs().float()
         bias = bias - alibi_slopes(n_head).to(device)[None, :, None, None] * dist[:, None]
