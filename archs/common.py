@@ -9,7 +9,8 @@ and the heads with small slopes still see the whole sequence (needed to find an 
 
 A distance penalty is symmetric, so in a bidirectional stack (tra's encoder, ber) ALiBi alone
 cannot tell left from right; there half the heads attend to the left (and themselves) and half
-to the right. Together they still see the whole input.
+to the right, and each half gets the full range of slopes (from local to nearly flat), so both
+directions have a head that sees the whole input.
 
 Masks. Every model builds one additive bias per forward (B, H, Tq, Tk) from token positions and a
 key-validity mask, shared by all layers. A query always sees itself, so no row is fully masked
@@ -33,6 +34,14 @@ def alibi_slopes(n_head: int) -> torch.Tensor:
     return torch.tensor([2 ** (-8 * (i + 1) / n_head) for i in range(n_head)])
 
 
+def head_slopes(n_head: int, bidirectional: bool) -> torch.Tensor:
+    """ALiBi slopes per head; a bidirectional stack repeats the geometric range in both halves."""
+    if not bidirectional or n_head < 2:
+        return alibi_slopes(n_head)
+    half = alibi_slopes(n_head - n_head // 2)
+    return torch.cat((half[: n_head // 2], half))
+
+
 def attn_bias(pos_kind, n_head, q_pos, k_pos, k_valid, causal, device):
     """Additive attention bias (B, H|1, Tq, Tk): ALiBi distances plus -inf where a key is hidden.
     Causality and self-visibility are by index; q_pos/k_pos are the tokens' positions."""
@@ -45,7 +54,8 @@ def attn_bias(pos_kind, n_head, q_pos, k_pos, k_valid, causal, device):
         allowed = allowed & left
     allowed = allowed | (k_idx[None, None, :] == q_idx[None, :, None])
     bias = torch.zeros(allowed.shape, device=device).masked_fill(~allowed, float("-inf"))[:, None]
-    if pos_kind == "alibi" and not causal:
+    bidirectional = pos_kind == "alibi" and not causal and n_head >= 2
+    if bidirectional:
         # |i - j| alone cannot tell left from right: half the heads look left, half look right.
         self_ = k_idx[None, None, :] == q_idx[None, :, None]
         side = torch.stack([left | self_, ~left | self_])  # (2, 1, Tq, Tk)
@@ -53,7 +63,7 @@ def attn_bias(pos_kind, n_head, q_pos, k_pos, k_valid, causal, device):
         bias = bias.masked_fill(~heads.transpose(0, 1), float("-inf"))
     if pos_kind == "alibi":
         dist = (q_pos[:, :, None] - k_pos[:, None, :]).abs().float()
-        bias = bias - alibi_slopes(n_head).to(device)[None, :, None, None] * dist[:, None]
+        bias = bias - head_slopes(n_head, bidirectional).to(device)[None, :, None, None] * dist[:, None]
     return bias
 
 
