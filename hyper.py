@@ -37,7 +37,7 @@ from rich.table import Table
 import archs
 import dataset as D
 from runs import Parser, RunError, fail
-from train import BUDGET_HELP, TrainConfig, parse_budget, train
+from train import BUDGET_HELP, DEFAULT_WARMUP, TrainConfig, parse_budget, train
 
 DEFAULT_STORAGE = "sqlite:///optuna_studies/studies.db"
 STUDIES_DIR = "optuna_studies"
@@ -45,6 +45,17 @@ STORAGE_HELP = "expected sqlite:///path/to/file.db or postgresql://user@host:543
 console = Console(highlight=False)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _no_interrupt_traceback(record) -> bool:
+    """Optuna logs a trial stopped by Ctrl-C with its traceback; the one-line message is enough."""
+    if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
+for _handler in optuna.logging.get_logger("optuna").handlers:  # records of its child loggers pass here
+    _handler.addFilter(_no_interrupt_traceback)
 
 
 class StudyError(Exception):
@@ -98,7 +109,7 @@ def study_settings(study) -> dict:
 def default_params(arch: str) -> dict:
     """The architecture's default configuration, as search-space parameters (for trial 0)."""
     mod = archs.ARCHS[arch]
-    return {**asdict(mod.Config()), **mod.TRAIN_DEFAULTS, "warmup": TrainConfig.warmup}
+    return {**asdict(mod.Config()), "warmup": DEFAULT_WARMUP, **mod.TRAIN_DEFAULTS}
 
 
 def new_study(storage, arch, spec: D.DataSpec, trial_budget: str, name: str | None, seed: int):
@@ -241,6 +252,9 @@ def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, 
         console.print(status_table(study, deadline, 0))
     except KeyboardInterrupt:
         console.print("[yellow]stopping: the running trials are marked failed[/yellow]")
+        for p in procs:  # a terminal's Ctrl-C reaches them already; `kill -INT <pid>` reaches only us
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGINT)
         for p in procs:
             p.join(timeout=30)
         console.print(f"resume with: python hyper.py --resume --study {study_name}" + (f" --storage {url}" if url != DEFAULT_STORAGE else ""))

@@ -65,7 +65,8 @@ def new_run_dir(root, arch, task, budget_label) -> str:
 
 
 def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str):
-    """Write a complete run folder at `path` (which must not exist) in one atomic rename."""
+    """Write a complete run folder in one atomic rename, at `path` or, if that name was taken
+    meanwhile, at `path_2`, `path_3`, ...; returns the folder written. Never replaces a folder."""
     parent = os.path.dirname(path) or "."
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
@@ -77,7 +78,15 @@ def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str
         write_json(os.path.join(tmp, "metrics.json"), metrics)
         with open(os.path.join(tmp, "curve.csv"), "w") as f:
             f.write(curve_csv)
-        os.rename(tmp, path)  # fails rather than replace an existing folder
+        final, k = path, 2
+        while True:  # another process may have taken the name since new_run_dir chose it
+            try:
+                os.rename(tmp, final)  # fails rather than replace an existing folder
+                return final
+            except OSError:
+                if not os.path.exists(final) or k > 1000:
+                    raise
+                final, k = f"{path}_{k}", k + 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -131,6 +131,36 @@ def test_killed_worker_leaves_no_running_trial(tmp_path):
     assert not study.get_trials(deepcopy=False, states=(S.RUNNING, S.WAITING))
 
 
+def test_interrupt_stops_cleanly_and_resumes(tmp_path):
+    """SIGINT to the main process alone (as `kill -INT` sends it) stops its workers too; the
+    interrupted trials are closed, none stays RUNNING, and the study resumes."""
+    url = f"sqlite:///{tmp_path}/studies.db"
+    main = subprocess.Popen([sys.executable, os.path.join(ROOT, "hyper.py"), "--arch", "gru", *EASY, "--time", "5min",
+                             "--trial-budget", "30s", "--workers", "2", "--storage", url, "--study", "ctrlc"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    end = time.time() + 90
+    while time.time() < end:
+        time.sleep(0.5)
+        try:
+            running = optuna.load_study(study_name="ctrlc", storage=url).get_trials(deepcopy=False, states=(S.RUNNING,))
+        except KeyError:
+            continue
+        if len(running) == 2:
+            break
+    time.sleep(2)
+    t = time.time()
+    main.send_signal(signal.SIGINT)
+    out, _ = main.communicate(timeout=60)
+    assert time.time() - t < 30, "workers stop at once, not when their 30s trials end"
+    assert "Traceback" not in out and "resume with: python hyper.py --resume --study ctrlc" in out, out
+    study = optuna.load_study(study_name="ctrlc", storage=url)
+    assert not study.get_trials(deepcopy=False, states=(S.RUNNING, S.WAITING))
+    p, _ = run_cli("hyper.py", "--resume", "--study", "ctrlc", "--storage", url, "--time", "1min", "--trial-budget", "3s",
+                   "--trials", "3", cwd=tmp_path, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert optuna.load_study(study_name="ctrlc", storage=url).get_trials(deepcopy=False, states=(S.COMPLETE, S.PRUNED))
+
+
 def test_errors_are_one_line(tmp_path):
     for args in (["--arch", "gru", "--time", "1min", "--storage", "nosuch://x"],
                  ["--arch", "gru", "--time", "1min", "--storage", "postgresql://nobody@127.0.0.1:1/none"],
