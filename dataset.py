@@ -19,6 +19,7 @@ meta.json with each file's sha256, so the frozen test set is verified on every l
 """
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -30,6 +31,8 @@ import zlib
 from dataclasses import asdict, dataclass, fields
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 # ----------------------------------------------------------------------------- vocabulary
 
@@ -368,6 +371,7 @@ def prepare(spec: DataSpec, root="data") -> str:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    load_batch(folder, "train")  # writes the token cache that training reads
     return folder
 
 
@@ -432,15 +436,41 @@ class Batch:
 
 
 def _pad(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(1, max(len(s) for s in seqs))
     lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    return torch.tensor([s + [PAD] * (width - len(s)) for s in seqs], dtype=torch.long), lens
+    out = torch.full((len(seqs), max(1, int(lens.max()))), PAD, dtype=torch.long)
+    out[torch.arange(out.shape[1]) < lens[:, None]] = torch.tensor(list(itertools.chain.from_iterable(seqs)), dtype=torch.long)
+    return out, lens
 
 
 def to_batch(examples: list[Example]) -> Batch:
     prompt, pl = _pad([[BOS, *encode(e.input), SEP] for e in examples])
     answer, al = _pad([[*encode(e.target), EOS] for e in examples])
     return Batch(prompt, pl, answer, al)
+
+
+def load_batch(folder: str, split: str) -> Batch:
+    """A whole split as one Batch. The tensors are cached next to the JSON Lines file
+    (`<split>.tokens.safetensors`, tagged with that file's sha256), so a run does not spend its
+    budget parsing and encoding 100,000 lines again; a stale or unreadable cache is rebuilt."""
+    path = os.path.join(folder, f"{split}.jsonl")
+    cache = os.path.join(folder, f"{split}.tokens.safetensors")
+    want = read_meta(folder).get("sha256", {}).get(split)
+    if os.path.isfile(path) and _sha256(path) == want:
+        try:
+            with safe_open(cache, framework="pt") as f:
+                if f.metadata().get("sha256") == want:
+                    return Batch(*(f.get_tensor(k) for k in ("prompt", "prompt_len", "answer", "answer_len")))
+        except Exception:  # missing or corrupt cache (safetensors raises several kinds): rebuild it
+            pass
+    b = to_batch(load_split(folder, split))  # checks every line and the sha256
+    try:
+        tmp = f"{cache}.{os.getpid()}.tmp"
+        save_file({"prompt": b.prompt, "prompt_len": b.prompt_len, "answer": b.answer, "answer_len": b.answer_len},
+                  tmp, metadata={"sha256": want})
+        os.replace(tmp, cache)
+    except OSError:  # a read-only data folder: work without the cache
+        pass
+    return b
 
 
 def lm_sequences(b: Batch) -> tuple[torch.Tensor, torch.Tensor]:

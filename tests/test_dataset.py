@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import pytest
 import torch
+from safetensors import safe_open
 
 import dataset as D
 from conftest import SMALL, assert_one_line_error, run_cli
@@ -109,6 +110,27 @@ def test_changed_or_broken_files_are_refused(tmp_path):
         f.write("\n".join(lines) + "\n")
     with pytest.raises(D.DataError, match="sha256"):
         D.load_split(folder, "test")
+
+
+def test_token_cache(tmp_path):
+    """The train split's tensors come from a cache tagged with the JSON Lines file's sha256; a
+    corrupt cache is rebuilt and a changed JSON Lines file is still refused."""
+    folder = D.prepare(D.DataSpec("bracket", None, 500, 50, 50, 50), tmp_path)
+    cache = os.path.join(folder, "train.tokens.safetensors")
+    assert os.path.isfile(cache), "prepare writes it"
+    fresh = D.to_batch(D.load_split(folder, "train"))
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(vars(a).values(), vars(b).values()))  # noqa: E731
+    assert same(D.load_batch(folder, "train"), fresh)
+    with open(cache, "wb") as f:
+        f.write(b"not a safetensors file")
+    assert same(D.load_batch(folder, "train"), fresh)
+    with safe_open(cache, framework="pt") as f:  # and it was rewritten
+        assert f.metadata()["sha256"] == D.read_meta(folder)["sha256"]["train"]
+    path = os.path.join(folder, "train.jsonl")
+    with open(path, "a") as f:
+        f.write('{"input": "(", "target": ")", "meta": {}}\n')
+    with pytest.raises(D.DataError, match="sha256"):
+        D.load_batch(folder, "train")
 
 
 def test_too_small_space_is_a_clear_error(tmp_path):
