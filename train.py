@@ -30,6 +30,7 @@ from runs import Parser, RunError, fail, load_optimizer_state, load_run, machine
 
 UNITS = {"s": 1, "sec": 1, "min": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 MAX_BUDGET = 2 * 86400
+DEFAULT_WARMUP = 0.02  # share of the budget, for architectures whose TRAIN_DEFAULTS do not say
 BUDGET_HELP = "a number and a unit: 30s, 1min, 10min, 1hour, 6hours, 2days (at most 2days)"
 
 
@@ -79,7 +80,7 @@ class TrainConfig:
     model: dict = field(default_factory=dict)  # overrides of the architecture's Config
     lr: float | None = None          # None: the architecture's TRAIN_DEFAULTS
     batch_size: int | None = None
-    warmup: float = 0.02             # share of the budget spent warming up the learning rate
+    warmup: float | None = None      # share of the budget spent warming up the learning rate (None: the architecture's)
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     seed: int = 0
@@ -147,6 +148,7 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
     defaults = archs.ARCHS[cfg.arch].TRAIN_DEFAULTS
     cfg.lr = cfg.lr if cfg.lr is not None else defaults["lr"]
     cfg.batch_size = cfg.batch_size or defaults["batch_size"]
+    cfg.warmup = cfg.warmup if cfg.warmup is not None else defaults.get("warmup", DEFAULT_WARMUP)
     if not cfg.resume:
         if cfg.arch == "ber":
             cfg.model.setdefault("n_slots", task.max_target_len() + 1)
@@ -155,7 +157,7 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
         model.to(device)
 
     folder = D.prepare(cfg.data, cfg.data_dir)
-    train_set = D.to_batch(D.load_split(folder, "train")).to(device)
+    train_set = D.load_batch(folder, "train").to(device)
     val_examples = D.load_split(folder, "val")
     test_examples = D.load_split(folder, "test")
     lengths = (train_set.prompt_len + train_set.answer_len).cpu()
@@ -250,7 +252,7 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
                "machine": machine(), "versions": versions(), "device": str(device),
                "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     run = new_run_dir(cfg.models_dir, cfg.arch, cfg.data.task, cfg.budget)
-    save_run(run, model, opt, config, metrics, "\n".join(curve) + "\n")
+    run = save_run(run, model, opt, config, metrics, "\n".join(curve) + "\n")
     metrics["run"] = run
     if not quiet:
         console.print(f"saved {run}: test exact match {test_em:.2%} after {steps} steps "
@@ -287,7 +289,7 @@ def build_parser():
     g.add_argument("--set", action="append", metavar="KEY=VALUE", help="model setting, e.g. --set d_model=96 (repeatable)")
     g.add_argument("--lr", type=float, help="peak learning rate (default: the architecture's)")
     g.add_argument("--batch-size", type=int, help="examples per step (default: the architecture's)")
-    g.add_argument("--warmup", type=float, default=0.02, help="share of the budget for warm-up (default 0.02)")
+    g.add_argument("--warmup", type=float, help="share of the budget for warm-up (default: the architecture's)")
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--grad-clip", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default 0)")

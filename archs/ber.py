@@ -1,16 +1,23 @@
 """BERT-style encoder-only transformer. The input is <bos> input <sep> followed by n_slots <mask>
-tokens (output slots); a bidirectional encoder fills every slot at once, trained with a
-masked-token objective on the slots (target <eos>, slots after <eos> ignored). Each slot also gets
-a learned slot-index embedding, so slot k knows it must produce the k-th answer token. Decoding
-takes every slot's most likely token and cuts at the first <eos>: no causal mask, no left-to-right
-generation."""
+tokens (output slots); a bidirectional encoder fills the slots, trained with a masked-token
+objective on them. Each slot also gets a learned slot-index embedding, so slot k knows it must
+produce the k-th answer token (then <eos>, then <pad> in the slots after it). No causal mask.
+
+With `refine=True` training and decoding follow Mask-Predict (Ghazvininejad et al.,
+2019): each training example reveals a random share of its answer slots and the loss is taken on
+the rest, so the model learns to complete partial answers; decoding starts from all-<mask> and
+fills the surest slot of each row per pass until the answer up to its <eos> is complete (at most
+n_slots passes, any order). The default fills every slot in one pass and cuts at the first
+<eos>: on bracket with a 1min budget it reached 57% against refine's 16% (refine learns more
+slowly; it is kept as a switch for longer budgets).
+"""
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
 from archs.common import POS_KINDS, Block, Positions, answer_loss, init_weights
-from dataset import EOS, PAD, VOCAB_SIZE, Batch, slot_sequences
+from dataset import EOS, MASK, PAD, VOCAB_SIZE, Batch, slot_sequences
 
 
 @dataclass
@@ -21,6 +28,7 @@ class Config:
     dropout: float = 0.0
     pos: str = "alibi"  # alibi | rope | none (see archs/common.py)
     n_slots: int = 16  # train.py sets it to the task's longest answer + 1
+    refine: bool = False  # Mask-Predict training and decoding (see above); False: one pass
     vocab_size: int = VOCAB_SIZE
 
 
@@ -52,23 +60,44 @@ class Model(nn.Module):
         init_weights(self)
         self.head.weight = self.emb.weight
 
-    def forward(self, b: Batch):
-        x, slot_pos, y = slot_sequences(b, self.cfg.n_slots)
+    def forward(self, x, slot_pos):
+        """Logits (B, n_slots, V) of every slot of x, the layout of dataset.slot_sequences."""
         bias, rope = Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal=False).step(x != PAD)
         h = self.emb(x)
-        slots = self.slot_emb.weight[None].expand(h.shape[0], -1, -1)
+        slots = self.slot_emb.weight[None, : slot_pos.shape[1]].expand(h.shape[0], -1, -1)
         h = self.drop(h.scatter_add(1, slot_pos[..., None].expand_as(slots), slots))
         for block in self.blocks:
             h = block(h, bias, rope=rope)
         h = h.gather(1, slot_pos[..., None].expand(-1, -1, h.shape[-1]))
-        return self.head(self.ln_f(h)), y
+        return self.head(self.ln_f(h))
 
     def loss(self, b: Batch, per_token=False):
-        logits, y = self(b)
-        return answer_loss(logits, y, b, per_token)
+        x, slot_pos, y = slot_sequences(b, self.cfg.n_slots)
+        if self.cfg.refine:
+            y = y.masked_fill(y == -100, PAD)  # every slot has a target: answer, <eos>, then <pad>
+            if self.training:  # reveal a random share (uniform in [0, 1)) of each row's slots
+                reveal = torch.rand(y.shape, device=y.device) < torch.rand(y.shape[0], 1, device=y.device)
+                x = x.scatter(1, slot_pos, torch.where(reveal, y, MASK))
+                y = y.masked_fill(reveal, -100)
+        return answer_loss(self(x, slot_pos), y, b, per_token)
 
     @torch.no_grad()
     def generate(self, b: Batch, max_new: int):
-        tok = self(b)[0].argmax(-1)[:, :max_new]
+        x, slot_pos, _ = slot_sequences(b, self.cfg.n_slots)
+        if not self.cfg.refine:
+            tok = self(x, slot_pos).argmax(-1)
+        else:
+            n = slot_pos.shape[1]
+            idx = torch.arange(n, device=x.device)
+            tok, filled = torch.full_like(slot_pos, MASK), torch.zeros_like(slot_pos, dtype=torch.bool)
+            for _ in range(n):
+                prob, pred = self(x, slot_pos).softmax(-1).max(-1)
+                tok = torch.where(filled, tok, pred)
+                filled.scatter_(1, prob.masked_fill(filled, -1.0).argmax(1, keepdim=True), True)
+                x = x.scatter(1, slot_pos, torch.where(filled, tok, MASK))
+                first_eos = torch.where(filled & (tok == EOS), idx, n).min(1, keepdim=True).values
+                if bool((filled | (idx >= first_eos)).all()):  # every row is complete up to its <eos>
+                    break
+        tok = tok[:, :max_new]
         after_eos = (tok == EOS).long().cumsum(1) - (tok == EOS).long() > 0
         return tok.masked_fill(after_eos, PAD)

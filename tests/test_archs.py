@@ -8,13 +8,14 @@ from runs import load_run, save_run
 
 TASK = D.make_task("bracket", {"max_len": 12, "max_depth": 5})
 SMALL_MODELS = {"gru": {"d_model": 64}, "lstm": {"d_model": 64}, "tra": {"d_model": 32, "n_layer": 1},
-                "ber": {"d_model": 32, "n_layer": 2, "n_slots": 6}, "gpt": {"d_model": 32, "n_layer": 2}}
+                "ber": {"d_model": 32, "n_layer": 2, "n_slots": 6}, "gpt": {"d_model": 32, "n_layer": 2},
+                "ber-refine": {"d_model": 32, "n_layer": 2, "n_slots": 6, "refine": True}}
 CAUSAL = {"gru", "lstm", "gpt", "tra"}
 
 
 def build(arch, seed=0):
     torch.manual_seed(seed)
-    model, cfg = archs.build(arch, SMALL_MODELS[arch])
+    model, cfg = archs.build(arch.split("-")[0], SMALL_MODELS[arch])
     return model, cfg
 
 
@@ -89,12 +90,12 @@ def test_bidirectional_vs_causal(arch, sees_later):
     assert (not torch.allclose(outs[0], outs[1])) == sees_later
 
 
-@pytest.mark.parametrize("arch", list(archs.ARCHS))
+@pytest.mark.parametrize("arch", [*archs.ARCHS, "ber-refine"])
 def test_save_load_round_trip(arch, tmp_path):
     model, cfg = build(arch)
     model.eval()
     b = D.to_batch(examples(8))
-    config = {"arch": arch, "model": cfg, "vocab": D.VOCAB, "data": {}, "train": {}}
+    config = {"arch": arch.split("-")[0], "model": cfg, "vocab": D.VOCAB, "data": {}, "train": {}}
     save_run(tmp_path / "run", model, None, config, {"test_em": 0.0}, "step\n")
     loaded, _, _ = load_run(tmp_path / "run")
     loaded.eval()
@@ -103,7 +104,7 @@ def test_save_load_round_trip(arch, tmp_path):
         assert torch.equal(model.generate(b, 7), loaded.generate(b, 7))
 
 
-@pytest.mark.parametrize("arch", list(archs.ARCHS))
+@pytest.mark.parametrize("arch", [*archs.ARCHS, "ber-refine"])
 def test_overfits_a_tiny_batch(arch):
     model, _ = build(arch)
     exs = examples(16, seed=5)
@@ -125,3 +126,13 @@ def test_overfits_a_tiny_batch(arch):
     # batched and one-by-one generation agree (left padding, packing, masks)
     alone = [D.answers_to_text(model.generate(D.to_batch([e]), 8))[0] for e in exs]
     assert alone == [e.target for e in exs]
+
+
+def test_save_run_never_replaces_a_run(tmp_path):
+    """Two runs that picked the same folder name (two workers in the same second) both land."""
+    model, cfg = build("gpt")
+    config = {"arch": "gpt", "model": cfg, "vocab": D.VOCAB, "data": {}, "train": {}}
+    first = save_run(tmp_path / "run", model, None, config, {"test_em": 0.1}, "step\n")
+    second = save_run(tmp_path / "run", model, None, config, {"test_em": 0.2}, "step\n")
+    assert str(first) == str(tmp_path / "run") and str(second) == str(tmp_path / "run") + "_2"
+    assert load_run(first)[2]["test_em"] == 0.1 and load_run(second)[2]["test_em"] == 0.2
