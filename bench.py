@@ -3,6 +3,7 @@
     python bench.py                 # the full matrix (hours on 2 cores); resumes where it stopped
     python bench.py --quick         # a few minutes: every architecture, 15s, bracket
     python bench.py --only bracket-1min --archs gru,gpt
+    python bench.py --quick --archs gru --budget 3s   # any preset with another budget
     python bench.py --report        # rebuild the report and pictures from the results so far
 
 One run at a time (the machine is the instrument). Every run appends a row to
@@ -200,6 +201,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="every architecture for 15s on bracket (a few minutes)")
     p.add_argument("--only", help=f"comma-separated presets: {', '.join(PRESETS)}")
     p.add_argument("--archs", default=",".join(ALL), help="comma-separated architectures (default all)")
+    p.add_argument("--budget", help="train every run of the chosen presets for this budget instead (e.g. 3s)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--report", action="store_true", help="only rebuild the report from runs.csv")
     p.add_argument("--commit", action="store_true", help="git-commit bench/results after every run")
@@ -210,7 +212,16 @@ def main(argv=None):
         if unknown:
             p.error(f"unknown preset {sorted(unknown)[0]!r}; choose from {', '.join(presets)}")
         presets = {k: v for k, v in presets.items() if k in a.only.split(",")}
-    arch_list = [archs.resolve(x) for x in a.archs.split(",")]
+    try:
+        arch_list = [archs.resolve(x) for x in a.archs.split(",")]
+        if a.budget:
+            parse_budget(a.budget)
+    except KeyError as e:
+        p.error(f"unknown architecture {e.args[0]!r}; choose from {', '.join(ALL)}")
+    except ValueError as e:
+        p.error(str(e))
+    if a.budget:
+        presets = {k: (task, opts, a.budget, seeds, goal) for k, (task, opts, _, seeds, goal) in presets.items()}
     df = load_results()
     if a.report:
         report(df, presets)
