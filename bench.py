@@ -45,7 +45,7 @@ PRESETS = {
 QUICK = {"quick-bracket-15s": ("bracket", {}, "15s", [0], "smoke test")}
 COLUMNS = ["preset", "arch", "budget", "seed", "test_em", "ood_em", "steps", "samples_per_s", "params",
            "peak_share", "wall_time", "train_time", "val_time", "cpu_per_wall", "load_start", "load_end",
-           "matmul_gflops", "run", "date", "torch"]
+           "matmul_gflops", "run", "date", "torch", "config", "groups"]
 
 
 def matmul_peak(seconds=2.0, n=1024) -> float:
@@ -84,7 +84,24 @@ def run_cell(preset, task, options, arch, budget, seed, threads) -> dict:
             "params": m["params"], "peak_share": m["train_flops_estimate"] / max(1e-9, m["train_time"]) / (peak * 1e9),
             "wall_time": m["wall_time"], "train_time": m["train_time"], "val_time": m["val_time"],
             "cpu_per_wall": m["cpu_time_per_wall"], "load_start": m["loadavg_start"][0], "load_end": m["loadavg_end"][0],
-            "matmul_gflops": peak, "run": m["run"], "date": m["created"], "torch": versions()["torch"]}
+            "matmul_gflops": peak, "run": m["run"], "date": m["created"], "torch": versions()["torch"],
+            "config": json.dumps(settings(m["run"]), separators=(",", ":")),
+            "groups": json.dumps(groups(ev), separators=(",", ":"))}
+
+
+def settings(run) -> dict:
+    """The model config and the training settings that shaped the run, so rows made under other defaults show it."""
+    with open(os.path.join(run, "config.json")) as f:
+        c = json.load(f)
+    model = {k: v for k, v in c["model"].items() if k != "vocab_size"}
+    return {**model, **{k: c["train"][k] for k in ("lr", "batch_size", "warmup", "weight_decay")}}
+
+
+def groups(ev) -> dict:
+    """Exact match per group of each breakdown (length, depth, op, digits), test and OOD apart, for
+    the per-group picture and table; kept in runs.csv so the report never needs the run folders."""
+    return {split: {key: {g: round(v["exact_match"], 4) for g, v in by.items()}
+                    for key, by in ev[split]["breakdown"].items()} for split in ("test", "ood")}
 
 
 # ----------------------------------------------------------------------------- report
@@ -119,28 +136,39 @@ def plots(df: pd.DataFrame) -> list[str]:
         made.append(save(fig, "accuracy_vs_budget.png"))
     for preset, g in df.groupby("preset"):
         first = g.sort_values("seed").drop_duplicates("arch")
+        if not any(os.path.isdir(r) for r in first["run"]) and os.path.exists(os.path.join(RESULTS, f"{preset}.png")):
+            made.append(f"{preset}.png")  # its run folders are gone (a fresh clone): keep the picture made from them
+            continue
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        per_arch = {r.arch: row_groups(r) for r in first.itertuples()}
+        key = next(("length" if "length" in v["test"] else "digits" for v in per_arch.values() if v), None)
+        test_x = sorted({x for v in per_arch.values() if v for x in v["test"].get(key, {})})
+        xs = test_x + sorted({x for v in per_arch.values() if v for x in v["ood"].get(key, {})} - set(test_x))
         for r in first.itertuples():
             curve = os.path.join(r.run, "curve.csv")
             if os.path.exists(curve):
                 c = pd.read_csv(curve)
                 ax1.plot(c["train_s"], c["val_em"] * 100, marker=".", label=r.arch)
-            summ = latest_summary(r.run)
-            if summ:
-                key = "length" if "length" in summ["test"]["breakdown"] else "digits"
-                pts = {**summ["test"]["breakdown"][key], **summ["ood"]["breakdown"][key]}
-                xs = sorted(pts)
-                ax2.plot(xs, [pts[x]["exact_match"] * 100 for x in xs], marker="o", label=r.arch)
+            if per_arch[r.arch]:
+                pts = {**per_arch[r.arch]["ood"].get(key, {}), **per_arch[r.arch]["test"].get(key, {})}
+                ax2.plot(range(len(xs)), [pts.get(x, float("nan")) * 100 for x in xs], marker="o", label=r.arch)
+        if len(xs) > len(test_x):  # everything right of the line lies outside the training distribution
+            ax2.axvspan(len(test_x) - 0.5, len(xs) - 0.5, color="grey", alpha=0.12, lw=0)
+            ax2.axvline(len(test_x) - 0.5, color="grey", ls="--")
+            ax2.text(len(test_x) - 0.4, 0.03, "out of distribution", color="grey", fontsize=8,
+                     transform=ax2.get_xaxis_transform())
+        ax2.set_xticks(range(len(xs)), xs)
         ax1.set_xlabel("training seconds")
         ax1.set_ylabel("validation exact match (%)")
         ax1.set_title(f"{preset}: learning curves (seed {first['seed'].min()})")
-        ax2.set_xlabel("input length" if preset.startswith(("bracket", "quick")) else "operand digits")
+        ax2.set_xlabel("input length" if key == "length" else "operand digits")
         ax2.set_ylabel("exact match (%)")
-        ax2.set_title("test + out-of-distribution, per group")
+        ax2.set_title("test, then out-of-distribution, per group")
         ax2.tick_params(axis="x", rotation=45)
         for ax in (ax1, ax2):
             ax.grid(alpha=0.3)
-            ax.legend()
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend()
         made.append(save(fig, f"{preset}.png"))
     return made
 
@@ -154,8 +182,12 @@ def save(fig, name):
     return name
 
 
-def latest_summary(run):
-    return evaluate.latest_summary(run) if os.path.isdir(run) else None
+def row_groups(r) -> dict | None:
+    """Per-group exact match of one runs.csv row: its `groups` column, else its run folder's summary."""
+    if isinstance(getattr(r, "groups", None), str):
+        return json.loads(r.groups)
+    summ = evaluate.latest_summary(r.run) if os.path.isdir(r.run) else None
+    return groups(summ) if summ else None
 
 
 def report(df: pd.DataFrame, presets: dict):
@@ -181,6 +213,10 @@ def report(df: pd.DataFrame, presets: dict):
         for c in ("cpu_per_wall", "load"):
             show[c] = show[c].map(lambda v: f"{v:.2f}")
         lines += [show.to_markdown(index=False), ""]
+        by_op = per_group(df[df["preset"] == preset], "op")
+        if by_op is not None:
+            lines += ["Test exact match per operation (median over seeds):", "",
+                      by_op.map(lambda v: f"{v:.2%}").to_markdown(), ""]
         if f"{preset}.png" in pics:
             lines += [f"![{preset}]({preset}.png)", ""]
     if "accuracy_vs_budget.png" in pics:
@@ -188,6 +224,16 @@ def report(df: pd.DataFrame, presets: dict):
     lines += ["Every run: [runs.csv](runs.csv).", ""]
     with open(os.path.join(RESULTS, "README.md"), "w") as f:
         f.write("\n".join(lines))
+
+
+def per_group(rows: pd.DataFrame, key: str) -> pd.DataFrame | None:
+    """arch x group table of test exact match (median over seeds) for one breakdown key, or None."""
+    cells = [{"arch": r.arch, "group": grp, "em": em} for r in rows.itertuples()
+             for grp, em in ((row_groups(r) or {"test": {}})["test"].get(key) or {}).items()]
+    if not cells:
+        return None
+    t = pd.DataFrame(cells).pivot_table(index="arch", columns="group", values="em", aggfunc="median", sort=False)
+    return t.rename_axis(index=None, columns=None)
 
 
 def git_commit(message):

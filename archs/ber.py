@@ -8,7 +8,7 @@ With `refine=True` training and decoding follow Mask-Predict (Ghazvininejad et a
 the rest, so the model learns to complete partial answers; decoding starts from all-<mask> and
 fills the surest slot of each row per pass until the answer up to its <eos> is complete (at most
 n_slots passes, any order). The default fills every slot in one pass and cuts at the first
-<eos>: on bracket with a 1min budget it reached 57% against refine's 16% (refine learns more
+<eos>: on bracket with a 1min budget (batch 128) it reached 57% against refine's 16% (refine learns more
 slowly; it is kept as a switch for longer budgets).
 """
 from dataclasses import dataclass
@@ -32,8 +32,9 @@ class Config:
     vocab_size: int = VOCAB_SIZE
 
 
-# Training defaults for this architecture (train.py flags override them).
-TRAIN_DEFAULTS = {"lr": 3e-3, "batch_size": 128}
+# Training defaults for this architecture (train.py flags override them). Batch 64: bracket 1min,
+# seed 0, 93.2% in 2339 steps, against 60.9% with batch 128 and 52.6% with batch 32.
+TRAIN_DEFAULTS = {"lr": 3e-3, "batch_size": 64}
 
 
 def search_space(trial):

@@ -19,8 +19,10 @@ class Config:
     vocab_size: int = VOCAB_SIZE
 
 
-# Training defaults for this architecture (train.py flags override them).
-TRAIN_DEFAULTS = {"lr": 3e-3, "batch_size": 128}
+# Training defaults for this architecture (train.py flags override them). Batch 64 rather than 128:
+# bracket 1min, seed 0, 100.0% in 4162 steps (batch 128: 99.4% in 2684 steps on an equally fast day);
+# lr 6e-3 with batch 64 fell to 86.5%.
+TRAIN_DEFAULTS = {"lr": 3e-3, "batch_size": 64}
 
 
 def search_space(trial):

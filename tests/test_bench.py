@@ -1,7 +1,10 @@
 """bench.py end to end with tiny budgets: runs, results files, resuming, bad arguments."""
+import json
 import os
 
 import pandas as pd
+
+import bench
 
 from conftest import assert_one_line_error, run_cli
 
@@ -20,6 +23,10 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
         assert df[col].notna().all(), col
     assert (df["steps"] > 0).all() and (df["matmul_gflops"] > 0).all()
     assert ((0 <= df["test_em"]) & (df["test_em"] <= 1)).all()
+    assert json.loads(df["config"][0])["batch_size"] == 64  # gru's default, recorded with the row
+    g = json.loads(df["groups"][0])  # per-group exact match, test and OOD apart
+    assert sorted(g["test"]["length"]) == ["01-10", "11-20", "21-30"]
+    assert sorted(g["ood"]["length"]) == ["31-40", "41-50", "51-60"]
     report = (results / "README.md").read_text()
     assert "## quick-bracket-15s" in report and "| gru" in report and "| gpt" in report
     assert os.path.getsize(results / "quick-bracket-15s.png") > 1000
@@ -39,3 +46,23 @@ def test_bench_bad_arguments(tmp_path):
         p, _ = run_cli("bench.py", *args, cwd=tmp_path)
         assert_one_line_error(p)
     assert not (tmp_path / "bench").exists()
+
+
+def test_report_has_a_per_operation_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "RESULTS", str(tmp_path))
+    def row(arch, seed, add, mul):
+        groups = {"test": {"op": {"+": add, "*": mul}, "digits": {"1x1": 1.0, "2x2": 0.5}},
+                  "ood": {"op": {"+": 0.0, "*": 0.0}, "digits": {"3x3": 0.0}}}
+        return {"preset": "arith-x", "arch": arch, "budget": "1min", "seed": seed, "test_em": (add + mul) / 2,
+                "ood_em": 0.0, "steps": 10, "samples_per_s": 1.0, "params": 1, "peak_share": 0.1, "wall_time": 60,
+                "train_time": 59, "val_time": 1, "cpu_per_wall": 2.0, "load_start": 1.0, "load_end": 1.0,
+                "matmul_gflops": 100.0, "run": str(tmp_path / "gone"), "date": "", "torch": "",
+                "groups": json.dumps(groups)}
+    df = pd.DataFrame([row("gru", 0, 1.0, 0.25), row("gru", 1, 0.5, 0.75), row("gpt", 0, 1.0, 0.0)])
+    table = bench.per_group(df, "op")
+    assert table.loc["gru", "+"] == 0.75 and table.loc["gru", "*"] == 0.5 and table.loc["gpt", "*"] == 0.0
+    assert bench.per_group(df, "length") is None
+    bench.report(df, {"arith-x": ("arith", {}, "1min", [0, 1], "goal")})
+    text = (tmp_path / "README.md").read_text()
+    assert "per operation" in text and "| gru | 75.00%  | 50.00% |" in text
+    assert os.path.getsize(tmp_path / "arith-x.png") > 1000  # drawn from runs.csv alone: the run folders are gone

@@ -36,7 +36,7 @@ def check_accounted(study, at_least):
     done = [t for t in trials if t.state == S.COMPLETE]
     assert done and all({"test_em", "steps", "samples_per_s", "params", "run"} <= set(t.user_attrs) for t in done)
     assert all(0 <= t.value <= 1 for t in done)
-    assert trials[0].user_attrs.get("default_config") and trials[0].params["lr"] == 3e-3
+    assert trials[0].user_attrs.get("default_config") and trials[0].params["lr"] == hyper.default_params("gru")["lr"]
     return trials
 
 
