@@ -213,7 +213,11 @@ def report(df: pd.DataFrame, presets: dict):
         for c in ("cpu_per_wall", "load"):
             show[c] = show[c].map(lambda v: f"{v:.2f}")
         lines += [show.to_markdown(index=False), ""]
-        by_op = per_group(df[df["preset"] == preset], "op")
+        rows = df[df["preset"] == preset]
+        first = rows.drop_duplicates("arch")
+        configs = first["config"] if "config" in first else [None] * len(first)
+        lines += ["Settings: " + "; ".join(f"`{a}` {settings_text(c)}" for a, c in zip(first["arch"], configs)) + ".", ""]
+        by_op = per_group(rows, "op")
         if by_op is not None:
             lines += ["Test exact match per operation (median over seeds):", "",
                       by_op.map(lambda v: f"{v:.2%}").to_markdown(), ""]
@@ -224,6 +228,12 @@ def report(df: pd.DataFrame, presets: dict):
     lines += ["Every run: [runs.csv](runs.csv).", ""]
     with open(os.path.join(RESULTS, "README.md"), "w") as f:
         f.write("\n".join(lines))
+
+
+def settings_text(config) -> str:
+    if not isinstance(config, str):
+        return "not recorded (a row from before settings were kept)"
+    return ", ".join(f"{k}={v}" for k, v in json.loads(config).items())
 
 
 def per_group(rows: pd.DataFrame, key: str) -> pd.DataFrame | None:

@@ -57,6 +57,7 @@ def test_report_has_a_per_operation_table(tmp_path, monkeypatch):
                 "ood_em": 0.0, "steps": 10, "samples_per_s": 1.0, "params": 1, "peak_share": 0.1, "wall_time": 60,
                 "train_time": 59, "val_time": 1, "cpu_per_wall": 2.0, "load_start": 1.0, "load_end": 1.0,
                 "matmul_gflops": 100.0, "run": str(tmp_path / "gone"), "date": "", "torch": "",
+                "config": json.dumps({"d_model": 64, "lr": 0.003}) if arch == "gru" else None,
                 "groups": json.dumps(groups)}
     df = pd.DataFrame([row("gru", 0, 1.0, 0.25), row("gru", 1, 0.5, 0.75), row("gpt", 0, 1.0, 0.0)])
     table = bench.per_group(df, "op")
@@ -64,5 +65,6 @@ def test_report_has_a_per_operation_table(tmp_path, monkeypatch):
     assert bench.per_group(df, "length") is None
     bench.report(df, {"arith-x": ("arith", {}, "1min", [0, 1], "goal")})
     text = (tmp_path / "README.md").read_text()
+    assert "`gru` d_model=64, lr=0.003; `gpt` not recorded" in text
     assert "per operation" in text and "| gru | 75.00%  | 50.00% |" in text
     assert os.path.getsize(tmp_path / "arith-x.png") > 1000  # drawn from runs.csv alone: the run folders are gone
