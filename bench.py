@@ -76,9 +76,7 @@ def run_cell(preset, task, options, arch, budget, seed, threads) -> dict:
     spec = D.DataSpec(task, options or None)
     peak = matmul_peak()
     m = train(TrainConfig(arch=arch, budget=budget, data=spec, seed=seed, threads=threads, models_dir=RUNS_DIR))
-    ev = evaluate.evaluate_run(m["run"])
-    with open(ev["files"]["summary"], "w") as f:
-        json.dump(ev, f, indent=2, ensure_ascii=False)
+    ev = evaluate.evaluate_run(m["run"], m["device"])
     return {"preset": preset, "arch": arch, "budget": budget, "seed": seed, "test_em": ev["test"]["exact_match"],
             "ood_em": ev["ood"]["exact_match"], "steps": m["steps"], "samples_per_s": m["samples_per_s"],
             "params": m["params"], "peak_share": m["train_flops_estimate"] / max(1e-9, m["train_time"]) / (peak * 1e9),

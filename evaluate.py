@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 import dataset as D
-from runs import Parser, RunError, fail, list_runs, load_run, write_json
+from runs import Parser, RunError, fail, list_runs, load_run, pick_device, write_json, write_text
 
 console = Console()
 
@@ -103,7 +103,10 @@ def summarize(df: pd.DataFrame) -> dict:
             "edit_distance": float(df["edit_dist"].mean()), "n": len(df)}
 
 
-def evaluate_run(path, device="cpu", write=True) -> dict:
+def evaluate_run(path, device="auto") -> dict:
+    """Score a run on its test and OOD splits, write evaluation_result.txt (every problem) and
+    evaluation_summary.json (numbered, never overwritten; both or neither) and return the summary."""
+    device = pick_device(device) if isinstance(device, str) else device
     model, config, metrics = load_run(path, device)
     spec = D.DataSpec(**config["data"])
     folder = D.prepare(spec, config.get("data_dir", "data"))
@@ -118,8 +121,7 @@ def evaluate_run(path, device="cpu", write=True) -> dict:
         result[split] = {**summarize(frames[split]), "breakdown": breakdown(frames[split], task)}
     result["eval_seconds"] = time.time() - t0
     result["baselines"] = baselines(D.load_split(folder, "train"), D.load_split(folder, "test"))
-    if write:
-        result["files"] = write_results(path, frames["test"])
+    write_results(path, frames["test"], result)
     return result
 
 
@@ -132,17 +134,22 @@ def next_free(path: str) -> str:
     return path
 
 
-def write_results(run, df) -> dict:
+def write_results(run, df, result):
+    """evaluation_result.txt (per problem, like the reference project) and evaluation_summary.json,
+    under the next free number; if either cannot be written, neither is left behind."""
     txt = next_free(os.path.join(run, "evaluation_result.txt"))
+    summary = txt.replace("evaluation_result", "evaluation_summary").replace(".txt", ".json")
+    result["files"] = {"per_problem": txt, "summary": summary}
     lines = []
     for i, r in enumerate(df.itertuples(), 1):
         lines += [f"Problem {i} {'correct' if r.correct else 'wrong'}", f"Input: {r.input}",
                   f"Output: {r.output}", f"Expected: {r.expected}", ""]
-    tmp = txt + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
-    os.replace(tmp, txt)
-    return {"per_problem": txt, "summary": txt.replace("evaluation_result", "evaluation_summary").replace(".txt", ".json")}
+    write_text(txt, "\n".join(lines))
+    try:
+        write_json(summary, result)
+    except BaseException:
+        os.unlink(txt)
+        raise
 
 
 def show(result):
@@ -233,8 +240,8 @@ def main(argv=None):
     p.add_argument("--models", default="models", help="where runs live (default models/)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     a = p.parse_args(argv)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
     try:
+        device = pick_device(a.device)
         if a.all:
             return leaderboard(a.models)
         if a.run:
@@ -250,10 +257,11 @@ def main(argv=None):
             p.print_usage(sys.stderr)
             fail("give a run folder, --latest or --all (no terminal to ask on)")
         result = evaluate_run(run, device)
-        write_json(result["files"]["summary"], result)
         show(result)
     except (RunError, D.DataError) as e:
         fail(str(e))
+    except OSError as e:  # a full disk or a read-only run folder: write_text left nothing behind
+        fail(f"could not write {e.filename or 'a result file'} ({e.strerror or e}); nothing was left half-written")
     except KeyboardInterrupt:
         fail("interrupted; nothing was written", 130)
     return 0

@@ -21,7 +21,8 @@ import time
 from importlib import metadata
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 import archs
 from dataset import VOCAB
@@ -48,12 +49,37 @@ def machine() -> dict:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def write_json(path, obj):
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
+def pick_device(name: str = "auto") -> torch.device:
+    """The device a script runs on: `auto` is the GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise RunError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use --device cpu or auto")
+    return device
+
+
+def write_text(path, text: str):
+    """Write a file atomically (temporary file in the same folder, then rename); on failure
+    (a full disk) the temporary file is removed and the OSError raised."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path) or ".")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = path
+        raise
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def new_run_dir(root, arch, task, budget_label) -> str:
@@ -64,6 +90,49 @@ def new_run_dir(root, arch, task, budget_label) -> str:
     return path
 
 
+def _storage_key(t: torch.Tensor):
+    return (t.device, t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
+
+
+def weights_of(model) -> dict:
+    """The tensors to save: one contiguous CPU copy of each, tied weights (the head sharing the
+    embedding) once, under the name the model lists first. A copy of its own for every tensor
+    matters on CUDA: cuDNN keeps an RNN's weights as views into one flat buffer, which safetensors
+    refuses to save ("None is covering the entire storage")."""
+    out, seen = {}, set()
+    for name, t in model.state_dict().items():
+        key = _storage_key(t)
+        if key not in seen:
+            seen.add(key)
+            out[name] = t.detach().to("cpu", copy=True).contiguous()
+    return out
+
+
+def load_weights(model, path):
+    """Copy the tensors of a model.safetensors file into model's own tensors (so a cuDNN model
+    keeps its flat weight buffer); RunError naming the first tensor that is missing, unexpected
+    or of another shape."""
+    try:
+        state = load_file(path, device="cpu")
+    except Exception as e:  # safetensors raises several types for a damaged file
+        raise RunError(f"{path} is corrupt ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
+    own = model.state_dict()
+    groups = {}  # names of one tensor (tied weights): the file needs any one of them
+    for name, t in own.items():
+        groups.setdefault(_storage_key(t), []).append(name)
+    missing = sorted(names[0] for names in groups.values() if not set(names) & set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise RunError(f"{path} does not match its config.json (missing {missing[:2]}, unexpected {unexpected[:2]})")
+    for name in (n for n in own if n in state):
+        if own[name].shape != state[name].shape:
+            raise RunError(f"{path} does not match its config.json: {name} has shape {tuple(state[name].shape)} "
+                           f"in the file and {tuple(own[name].shape)} in the model")
+    with torch.no_grad():
+        for name, t in state.items():
+            own[name].copy_(t)
+
+
 def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str):
     """Write a complete run folder in one atomic rename, at `path` or, if that name was taken
     meanwhile, at `path_2`, `path_3`, ...; returns the folder written. Never replaces a folder."""
@@ -71,12 +140,13 @@ def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
-        save_model(model, os.path.join(tmp, "model.safetensors"))
+        with open(os.path.join(tmp, "model.safetensors"), "wb") as f:  # Python's I/O: a full disk is an OSError
+            f.write(safetensors_bytes(weights_of(model)))
         if optimizer is not None:
             torch.save(optimizer.state_dict(), os.path.join(tmp, "optimizer.pt"))
         write_json(os.path.join(tmp, "config.json"), config)
         write_json(os.path.join(tmp, "metrics.json"), metrics)
-        with open(os.path.join(tmp, "curve.csv"), "w") as f:
+        with open(os.path.join(tmp, "curve.csv"), "w", encoding="utf-8") as f:
             f.write(curve_csv)
         final, k = path, 2
         while True:  # another process may have taken the name since new_run_dir chose it
@@ -89,6 +159,30 @@ def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str
                 final, k = f"{path}_{k}", k + 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+RESCUE_DIR = os.path.join(tempfile.gettempdir(), "harness-rescue")
+
+
+def save_run_or_rescue(path, model, optimizer, config, metrics, curve_csv, ask=None) -> tuple[str, str | None]:
+    """save_run at path; when that fails (disk full, no permission), the same run under
+    RESCUE_DIR, then in each folder ask(problem) names until one works or it answers nothing.
+    Returns (folder written, None) or (folder written elsewhere, the one-line problem with path).
+    RunError when nothing could be written: only then is the trained model lost."""
+    try:
+        return save_run(path, model, optimizer, config, metrics, curve_csv), None
+    except OSError as e:
+        problem = f"could not write {path} ({e.strerror or e})"
+    dest = os.path.join(RESCUE_DIR, os.path.basename(path))
+    while True:
+        try:
+            return save_run(dest, model, optimizer, config, metrics, curve_csv), problem
+        except OSError as e:
+            problem += f", nor {dest} ({e.strerror or e})"
+        answer = ask(problem) if ask else None
+        if not answer:
+            raise RunError(f"{problem}: the trained model could not be saved anywhere")
+        dest = os.path.join(os.path.expanduser(answer), os.path.basename(path))
 
 
 def read_json(path) -> dict:
@@ -120,12 +214,7 @@ def load_run(path, device="cpu"):
     weights = os.path.join(path, "model.safetensors")
     if not os.path.isfile(weights):
         raise RunError(f"{weights} is missing: not a complete run folder")
-    try:
-        missing, unexpected = load_model(model, weights, strict=False, device=str(device))
-    except Exception as e:  # safetensors raises several types for a damaged file
-        raise RunError(f"{weights} is corrupt ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
-    if missing or unexpected:
-        raise RunError(f"{weights} does not match its config.json (missing {sorted(missing)[:2]}, unexpected {sorted(unexpected)[:2]})")
+    load_weights(model, weights)
     return model.to(device), config, metrics
 
 

@@ -26,7 +26,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 import archs
 import dataset as D
 import evaluate
-from runs import Parser, RunError, fail, load_optimizer_state, load_run, machine, new_run_dir, read_json, save_run, versions
+from runs import (Parser, RunError, fail, load_optimizer_state, load_run, machine, pick_device, new_run_dir, read_json,
+                  save_run_or_rescue, versions)
 
 UNITS = {"s": 1, "sec": 1, "min": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 MAX_BUDGET = 2 * 86400
@@ -134,7 +135,7 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
     load_start = list(os.getloadavg())
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+    device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
 
     prior = {}
@@ -252,9 +253,12 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
                "machine": machine(), "versions": versions(), "device": str(device),
                "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     run = new_run_dir(cfg.models_dir, cfg.arch, cfg.data.task, cfg.budget)
-    run = save_run(run, model, opt, config, metrics, "\n".join(curve) + "\n")
+    ask = None
+    if not quiet and sys.stdin.isatty():
+        ask = lambda problem: console.input(f"[red]{problem}[/red]\nEnter a folder to save the run in (empty: give up): ").strip()  # noqa: E731
+    run, metrics["save_problem"] = save_run_or_rescue(run, model, opt, config, metrics, "\n".join(curve) + "\n", ask)
     metrics["run"] = run
-    if not quiet:
+    if not quiet and not metrics["save_problem"]:
         console.print(f"saved {run}: test exact match {test_em:.2%} after {steps} steps "
                       f"({metrics['samples_per_s']:.0f} samples/s, {params:,} parameters, {wall:.1f}s)")
     return metrics
@@ -330,7 +334,9 @@ def main(argv=None):
                           bucket=not a.no_bucket, models_dir=a.models_dir, data_dir=a.data_dir, resume=a.resume)
         if not a.resume:
             archs.config(arch, cfg.model)  # unknown settings fail before any work
-        train(cfg, console)
+        m = train(cfg, console)
+        if m["save_problem"]:
+            fail(f"{m['save_problem']}; the run is saved at {m['run']} instead (move it under {cfg.models_dir}/ to use it there)", 1)
     except (ValueError, RunError, D.DataError) as e:
         fail(str(e))
     except KeyboardInterrupt:

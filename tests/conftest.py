@@ -36,3 +36,25 @@ def trained_run(tmp_path_factory):
     runs = [d for d in os.listdir(cwd / "models") if not d.startswith(".")]
     assert len(runs) == 1
     return cwd, cwd / "models" / runs[0]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """small_disk(size) -> a folder on a tmpfs of that size (e.g. "200k"): writes past it fail with
+    ENOSPC, as on a full disk. Needs root to mount (CI runs as root)."""
+    mounted = []
+
+    def mount(size):
+        path = tmp_path / f"disk{len(mounted)}"
+        path.mkdir()
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+        if p.returncode != 0:
+            if os.environ.get("CI"):
+                pytest.fail(f"cannot mount a tmpfs for the full-disk test: {p.stderr.strip()}")
+            pytest.skip(f"cannot mount a tmpfs (needs root): {p.stderr.strip()}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], check=False)

@@ -136,3 +136,47 @@ def test_save_run_never_replaces_a_run(tmp_path):
     second = save_run(tmp_path / "run", model, None, config, {"test_em": 0.2}, "step\n")
     assert str(first) == str(tmp_path / "run") and str(second) == str(tmp_path / "run") + "_2"
     assert load_run(first)[2]["test_em"] == 0.1 and load_run(second)[2]["test_em"] == 0.2
+
+
+def flatten_like_cudnn(rnn: torch.nn.Module) -> torch.Tensor:
+    """Make every weight of an nn.GRU/nn.LSTM a view into one flat buffer, as cuDNN does on CUDA."""
+    params = list(rnn.parameters())
+    flat = torch.cat([p.detach().flatten() for p in params])
+    offset = 0
+    for p in params:
+        p.data = flat[offset: offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return flat
+
+
+@pytest.mark.parametrize("arch", ["gru", "lstm"])
+def test_rnn_with_flat_cudnn_weights_saves_loads_and_scores_the_same(arch, tmp_path):
+    """Regression: on CUDA a trained gru/lstm died at save ("None is covering the entire storage")."""
+    import evaluate
+    from runs import load_weights
+    model, cfg = build(arch)
+    flat = flatten_like_cudnn(model.rnn)
+    exs = examples(64, seed=3)
+    config = {"arch": arch, "model": cfg, "vocab": D.VOCAB, "data": {}, "train": {}}
+    save_run(tmp_path / "run", model, torch.optim.AdamW(model.parameters()), config, {"test_em": 0.0}, "step\n")
+    loaded, _, _ = load_run(tmp_path / "run")
+    model.eval(), loaded.eval()
+    b = D.to_batch(exs)
+    with torch.no_grad():
+        assert torch.equal(model.loss(b, per_token=True), loaded.loss(b, per_token=True))
+    assert evaluate.predict(model, exs, 12) == evaluate.predict(loaded, exs, 12)
+    # and back into a model whose weights are views into one buffer: the buffer is filled in place
+    other, _ = build(arch, seed=1)
+    other_flat = flatten_like_cudnn(other.rnn)
+    load_weights(other, tmp_path / "run" / "model.safetensors")
+    assert torch.equal(other_flat, flat) and other.rnn.weight_ih_l0.data_ptr() == other_flat.data_ptr()
+    assert evaluate.predict(other.eval(), exs, 12) == evaluate.predict(model, exs, 12)
+
+
+def test_weights_of_another_shape_name_the_tensor(tmp_path):
+    from runs import RunError, load_weights
+    model, cfg = build("gpt")
+    save_run(tmp_path / "run", model, None, {"arch": "gpt", "model": cfg, "vocab": D.VOCAB}, {}, "")
+    bigger, _ = archs.build("gpt", {**SMALL_MODELS["gpt"], "d_model": 64})
+    with pytest.raises(RunError, match=r"emb.weight has shape \(\d+, 32\) in the file and \(\d+, 64\) in the model"):
+        load_weights(bigger, tmp_path / "run" / "model.safetensors")

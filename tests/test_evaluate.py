@@ -95,3 +95,19 @@ def test_evaluate_errors(trained_run, tmp_path):
         assert damage in p.stderr and sorted(os.listdir(broken)) == files, "nothing written to a broken run"
     p, _ = run_cli("evaluate.py", "--latest", cwd=tmp_path)  # no models/ at all
     assert_one_line_error(p)
+
+
+def test_evaluate_on_a_full_disk_leaves_nothing_behind(trained_run, small_disk):
+    cwd, run = trained_run
+    full_disk = small_disk("1m")
+    shutil.copytree(run, full_disk / "run", ignore=shutil.ignore_patterns("optimizer.pt", "evaluation_*"))
+    with open(full_disk / "filler", "wb") as f:  # fill what is left
+        try:
+            f.write(b"\0" * 2_000_000)
+        except OSError:
+            pass
+    before = sorted(os.listdir(full_disk / "run"))
+    p, _ = run_cli("evaluate.py", str(full_disk / "run"), cwd=cwd)
+    assert_one_line_error(p)
+    assert "No space left on device" in p.stderr
+    assert sorted(os.listdir(full_disk / "run")) == before, "no partial or temporary file left"

@@ -116,7 +116,9 @@ def test_killed_worker_leaves_no_running_trial(tmp_path):
         if running and "pid" in running[0].user_attrs:
             victim = running[0]
     assert victim is not None, "no trial started"
-    time.sleep(2)
+    time.sleep(2)  # by now it has drawn all its parameters (the snapshot above may predate some)
+    victim = optuna.load_study(study_name="hb", storage=url).trials[victim.number]
+    assert victim.state == S.RUNNING and set(victim.params) == set(hyper.default_params("gru")) - {"vocab_size"}
     os.kill(victim.user_attrs["pid"], signal.SIGKILL)  # the worker dies mid-trial
     first.wait(timeout=60)
     time.sleep(4)  # past the grace period

@@ -160,3 +160,21 @@ def test_bad_data_line_is_one_line_error(tmp_path):
     assert_one_line_error(p)
     assert "val.jsonl:101: bad line" in p.stderr
     assert visible_runs(tmp_path) == []
+
+
+def test_full_disk_keeps_the_trained_model(tmp_path, small_disk):
+    """A models folder with no room: one line saying so and where the run went instead; nothing
+    half-written in the full folder, and the rescued run is complete and loads."""
+    full_disk = small_disk("200k")
+    rescue = tmp_path / "tmp"
+    rescue.mkdir()
+    p, _ = run_cli("train.py", "gru", "2s", *SMALL, "--models-dir", str(full_disk), cwd=tmp_path,
+                   env={"TMPDIR": str(rescue)})
+    assert_one_line_error(p)
+    assert "No space left on device" in p.stderr and "the run is saved at" in p.stderr, p.stderr
+    assert os.listdir(full_disk) == [], "no partial or hidden folder left in the full one"
+    [run] = os.listdir(rescue / "harness-rescue")
+    assert str(rescue / "harness-rescue" / run) in p.stderr
+    from runs import load_run
+    model, config, metrics = load_run(rescue / "harness-rescue" / run)
+    assert config["arch"] == "gru" and metrics["steps"] > 0
