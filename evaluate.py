@@ -20,39 +20,46 @@ import time
 from collections import Counter
 
 import pandas as pd
-import torch
 from rich.console import Console
 from rich.table import Table
 
 import dataset as D
-from runs import Parser, RunError, fail, list_runs, load_run, pick_device, write_json, write_text
+import layouts
+from runs import Parser, RunError, fail, list_runs, load_run, pick_device, pick_run, write_json, write_text
 
 console = Console()
 
 
-def predict(model, examples, max_new: int, device="cpu", batch_size=500) -> list[str]:
-    """Model outputs (text) for examples, batched, greedy, in eval mode. Batches are formed from
-    inputs sorted by length to avoid padding work; outputs come back in the original order."""
+def answers(model, codec, inputs: list[str], max_new: int, device="cpu", batch_size=500) -> tuple[list[str], list[float]]:
+    """Greedy answers (text up to <eos>) to inputs in the task's form, and the probability of each
+    (the product of its tokens' probabilities, <eos> included). Batches are formed from inputs
+    sorted by length to avoid padding work; answers come back in the order given."""
     was_training = model.training
     model.eval()
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input))
-    out = [None] * len(examples)
-    with torch.no_grad():
-        for s in range(0, len(order), batch_size):
-            idx = order[s: s + batch_size]
-            b = D.to_batch([examples[i] for i in idx]).to(device)
-            for i, text in zip(idx, D.answers_to_text(model.generate(b, max_new).cpu())):
-                out[i] = text
+    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+    texts, probs = [""] * len(inputs), [0.0] * len(inputs)
+    for s in range(0, len(order), batch_size):
+        idx = order[s: s + batch_size]
+        prompt, prompt_len = codec.prompts([inputs[i] for i in idx])
+        tokens, p = layouts.generate(model, prompt.to(device), prompt_len.to(device), max_new)
+        tokens, p = tokens.cpu(), p.double().prod(1).cpu()
+        for row, i in enumerate(idx):
+            texts[i], probs[i] = codec.decode(tokens[row]), float(p[row])
     model.train(was_training)
-    return out
+    return texts, probs
 
 
 def max_new_tokens(task) -> int:
+    """The decoding cap: the task's longest possible answer plus 8 tokens (room to be wrong)."""
     return task.max_target_len() + 8
 
 
-def exact_match(model, examples, task, device="cpu") -> float:
-    preds = predict(model, examples, max_new_tokens(task), device)
+def predict(model, codec, examples, task, device="cpu") -> list[str]:
+    return answers(model, codec, [e.input for e in examples], max_new_tokens(task), device)[0]
+
+
+def exact_match(model, codec, examples, task, device="cpu") -> float:
+    preds = predict(model, codec, examples, task, device)
     return sum(p == e.target for p, e in zip(preds, examples)) / len(examples)
 
 
@@ -66,10 +73,10 @@ def edit_distance(a: list, b: list) -> int:
     return prev[-1]
 
 
-def per_example(examples, preds) -> pd.DataFrame:
+def per_example(examples, preds, codec) -> pd.DataFrame:
     rows = []
     for e, p in zip(examples, preds):
-        pt, tt = D.encode(p), D.encode(e.target)
+        pt, tt = codec.encode(p), codec.encode(e.target)
         n = max(len(pt), len(tt), 1)
         rows.append({"input": e.input, "output": p, "expected": e.target, "correct": p == e.target,
                      "token_acc": sum(x == y for x, y in zip(pt, tt)) / n if (pt or tt) else 1.0,
@@ -107,18 +114,17 @@ def evaluate_run(path, device="auto") -> dict:
     """Score a run on its test and OOD splits, write evaluation_result.txt (every problem) and
     evaluation_summary.json (numbered, never overwritten; both or neither) and return the summary."""
     device = pick_device(device) if isinstance(device, str) else device
-    model, config, metrics = load_run(path, device)
-    spec = D.DataSpec(**config["data"])
-    folder = D.prepare(spec, config.get("data_dir", "data"))
-    task = D.make_task(spec.task, spec.options)
-    result = {"run": path, "arch": config["arch"], "task": spec.task, "data": folder,
+    run = load_run(path, device)
+    spec = D.DataSpec(**run.config["data"])
+    folder = D.prepare(spec, run.config.get("data_dir", "data"))
+    result = {"run": path, "arch": run.config["arch"], "task": spec.task, "data": folder,
               "test_sha256": D.read_meta(folder)["sha256"]["test"], "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     frames = {}
     t0 = time.time()
     for split in ("test", "ood"):
         exs = D.load_split(folder, split)
-        frames[split] = per_example(exs, predict(model, exs, max_new_tokens(task), device))
-        result[split] = {**summarize(frames[split]), "breakdown": breakdown(frames[split], task)}
+        frames[split] = per_example(exs, predict(run.model, run.codec, exs, run.task, device), run.codec)
+        result[split] = {**summarize(frames[split]), "breakdown": breakdown(frames[split], run.task)}
     result["eval_seconds"] = time.time() - t0
     result["baselines"] = baselines(D.load_split(folder, "train"), D.load_split(folder, "test"))
     write_results(path, frames["test"], result)
@@ -211,27 +217,6 @@ def latest_summary(run):
         return None
 
 
-def choose(root) -> str:
-    runs = list_runs(root)
-    if not runs:
-        fail(f"no saved runs under {root}/; train one with: python train.py gru 1min")
-    t = Table(title="Available runs (latest first)")
-    for c in ("#", "run", "arch", "task", "budget", "test EM"):
-        t.add_column(c)
-    for i, r in enumerate(runs, 1):
-        em = f"{r['test_em']:.2%}" if isinstance(r["test_em"], (int, float)) else "-"
-        t.add_row(str(i), os.path.basename(r["run"]), str(r["arch"]), str(r["task"]), str(r["budget"]), em)
-    console.print(t)
-    while True:
-        try:
-            answer = console.input(f"Enter the number of the run to evaluate (1-{len(runs)}): ").strip()
-        except EOFError:
-            fail("no answer given")
-        if answer.isdigit() and 1 <= int(answer) <= len(runs):
-            return runs[int(answer) - 1]["run"]
-        console.print(f"[red]'{answer}' is not a number between 1 and {len(runs)}; try again.[/red]")
-
-
 def main(argv=None):
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", nargs="?", help="a run folder, e.g. models/gru_bracket_20261122_101500_1min")
@@ -244,19 +229,10 @@ def main(argv=None):
         device = pick_device(a.device)
         if a.all:
             return leaderboard(a.models)
-        if a.run:
-            run = a.run.rstrip("/")
-        elif a.latest:
-            runs = list_runs(a.models)
-            if not runs:
-                fail(f"no saved runs under {a.models}/; train one with: python train.py gru 1min")
-            run = runs[0]["run"]
-        elif sys.stdin.isatty():
-            run = choose(a.models)
-        else:
+        if not (a.run or a.latest or sys.stdin.isatty()):
             p.print_usage(sys.stderr)
             fail("give a run folder, --latest or --all (no terminal to ask on)")
-        result = evaluate_run(run, device)
+        result = evaluate_run(pick_run(a.run, a.latest, a.models, "evaluate"), device)
         show(result)
     except (RunError, D.DataError) as e:
         fail(str(e))

@@ -109,7 +109,8 @@ def study_settings(study) -> dict:
 def default_params(arch: str) -> dict:
     """The architecture's default configuration, as search-space parameters (for trial 0)."""
     mod = archs.ARCHS[arch]
-    return {**asdict(mod.Config()), "warmup": DEFAULT_WARMUP, **mod.TRAIN_DEFAULTS}
+    model = {k: v for k, v in asdict(mod.Config()).items() if k not in ("vocab_size", "n_slots")}  # set by the task
+    return {**model, "warmup": DEFAULT_WARMUP, **mod.TRAIN_DEFAULTS}
 
 
 def new_study(storage, arch, spec: D.DataSpec, trial_budget: str, name: str | None, seed: int):

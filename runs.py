@@ -1,7 +1,7 @@
 """The run folder: what train.py writes and evaluate.py / hyper.py read.
 
     models/<arch>_<task>_<YYYYmmdd_HHMMSS>_<budget>/
-        config.json        architecture + model config, data spec, training settings, vocabulary
+        config.json        architecture + model config, data spec, training settings, the codec
         model.safetensors  weights (loaded without unpickling anything)
         optimizer.pt       optimizer state for --resume (loaded with weights_only=True)
         metrics.json       test exact match, steps, samples, times, seed, versions, machine load
@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from importlib import metadata
 
 import torch
@@ -25,7 +26,8 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 import archs
-from dataset import VOCAB
+from codec import Codec
+from tasks import DataError, make_task
 
 
 class RunError(Exception):
@@ -198,24 +200,59 @@ def read_json(path) -> dict:
     return d
 
 
-def load_run(path, device="cpu"):
-    """(model, config, metrics) of a saved run; RunError with a one-line reason if it is unusable."""
+@dataclass
+class Run:
+    """A saved run, loaded: the model (eval mode, on its device), the codec it was trained with,
+    its task (with the options it was trained on), config.json and metrics.json."""
+    path: str
+    model: torch.nn.Module
+    codec: Codec
+    task: object
+    config: dict
+    metrics: dict
+
+
+def load_run(path, device="cpu") -> Run:
+    """The run in a folder; RunError with a one-line reason if it is unusable. Runs saved before
+    codecs existed (a `vocab` list in config.json) load with that list as their codec."""
+    path = str(path)
     if not os.path.isdir(path):
         raise RunError(f"no run folder at {path}")
     config = read_json(os.path.join(path, "config.json"))
     metrics = read_json(os.path.join(path, "metrics.json"))
+    where = f"{path}/config.json"
+    if not isinstance(config.get("arch"), str):
+        raise RunError(f"{where} is corrupt (arch is {config.get('arch')!r}, not a name)")
     try:
         arch = archs.resolve(config["arch"])
-        if config["vocab"] != VOCAB:
-            raise RunError(f"{path} was trained with another vocabulary; it cannot be scored with this version")
-        model, _ = archs.build(arch, config["model"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise RunError(f"{path}/config.json is corrupt ({e})") from None
+    except KeyError:
+        raise RunError(f"{where} names architecture {config['arch']!r}, which this version does not have "
+                       f"({', '.join(archs.ARCHS)})") from None
+    data = config.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("task"), str):
+        raise RunError(f"{where} is corrupt (no data.task)")
+    try:
+        task = make_task(data["task"], data.get("options"))
+    except (DataError, TypeError) as e:
+        raise RunError(f"{where}: {e}") from None
+    try:
+        codec = Codec.of(config)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise RunError(f"{where} is corrupt (its codec: {e})") from None
+    settings = config.get("model")
+    if not isinstance(settings, dict):
+        raise RunError(f"{where} is corrupt (model is {settings!r}, not an object)")
+    if settings.get("vocab_size", len(codec)) != len(codec):
+        raise RunError(f"{where} is corrupt (model vocab_size {settings.get('vocab_size')} but {len(codec)} codec tokens)")
+    try:
+        model, _ = archs.build(arch, {**settings, "vocab_size": len(codec)})
+    except (TypeError, ValueError, AssertionError) as e:
+        raise RunError(f"{where} is corrupt ({str(e).splitlines()[0]})") from None
     weights = os.path.join(path, "model.safetensors")
     if not os.path.isfile(weights):
         raise RunError(f"{weights} is missing: not a complete run folder")
     load_weights(model, weights)
-    return model.to(device), config, metrics
+    return Run(path, model.to(device).eval(), codec, task, config, metrics)
 
 
 def load_optimizer_state(path):
@@ -247,6 +284,46 @@ def list_runs(root="models") -> list[dict]:
                     "test_em": metrics.get("test_em"), "steps": metrics.get("steps"),
                     "params": metrics.get("params"), "wall_time": metrics.get("wall_time")})
     return sorted(out, key=lambda r: (r["created"], r["run"]), reverse=True)
+
+
+def choose_run(root, verb: str) -> str:
+    """Show the runs under root (newest first) and ask for one by number, on the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+    console = Console()
+    runs = list_runs(root)
+    if not runs:
+        raise RunError(f"no saved runs under {root}/; train one with: python train.py gru 1min")
+    t = Table(title="Available runs (latest first)")
+    for c in ("#", "run", "arch", "task", "budget", "test EM"):
+        t.add_column(c)
+    for i, r in enumerate(runs, 1):
+        em = f"{r['test_em']:.2%}" if isinstance(r["test_em"], (int, float)) else "-"
+        t.add_row(str(i), os.path.basename(r["run"]), str(r["arch"]), str(r["task"]), str(r["budget"]), em)
+    console.print(t)
+    while True:
+        try:
+            answer = console.input(f"Enter the number of the run to {verb} (1-{len(runs)}): ").strip()
+        except EOFError:
+            raise RunError("no answer given") from None
+        if answer.isdigit() and 1 <= int(answer) <= len(runs):
+            return runs[int(answer) - 1]["run"]
+        console.print(f"[red]'{answer}' is not a number between 1 and {len(runs)}; try again.[/red]")
+
+
+def pick_run(path, latest: bool, root, verb: str) -> str:
+    """The run a script works on: the folder given, the newest with --latest, else one chosen at
+    the terminal; RunError when there is none or no terminal to ask on."""
+    if path:
+        return str(path).rstrip("/")
+    if latest or not sys.stdin.isatty():
+        runs = list_runs(root)
+        if not runs:
+            raise RunError(f"no saved runs under {root}/; train one with: python train.py gru 1min")
+        if latest:
+            return runs[0]["run"]
+        raise RunError("give a run folder or --latest (no terminal to ask on)")
+    return choose_run(root, verb)
 
 
 class Parser(argparse.ArgumentParser):

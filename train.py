@@ -6,10 +6,11 @@
     python train.py gru 5min --resume models/gru_bracket_20261122_101500_1min
     python train.py gpt 1min --set n_layer=3 --set d_model=96 --lr 2e-3
 
-The budget covers everything up to the end of training (data preparation, model building,
-periodic validation); then the frozen test set is scored and the run is saved, which takes a few
-seconds. The learning rate follows the budget: linear warm-up over the first `--warmup` share of
-the time, then cosine decay to zero when the time is spent.
+The clock starts once the data is prepared and the model and optimizer are built (that setup is
+timed and reported apart); the budget covers training and its periodic validation, which is held
+to a small share of it. Then the validation and test splits are scored and the run is saved,
+which takes a few seconds. The learning rate follows the budget: linear warm-up over the first
+`--warmup` share of the time, then cosine decay to zero when the time is spent.
 """
 import argparse
 import math
@@ -26,8 +27,11 @@ from rich.progress import BarColumn, Progress, TextColumn
 import archs
 import dataset as D
 import evaluate
-from runs import (Parser, RunError, fail, load_optimizer_state, load_run, machine, pick_device, new_run_dir, read_json,
+import layouts
+from codec import Batch
+from runs import (Parser, RunError, fail, load_optimizer_state, load_run, machine, new_run_dir, pick_device, read_json,
                   save_run_or_rescue, versions)
+from tasks import codec_of, make_task
 
 UNITS = {"s": 1, "sec": 1, "min": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 MAX_BUDGET = 2 * 86400
@@ -120,135 +124,196 @@ def batches(lengths: torch.Tensor, batch_size: int, gen: torch.Generator, bucket
             yield from perm.split(batch_size)
 
 
-class Pruned(Exception):
-    """Raised by an on_eval callback (hyper.py) to stop a run early."""
+VAL_SHARE = 0.08  # most of the budget spent on validation along the way (the final scoring comes after the budget)
+MIN_VAL = 50      # fewest validation problems at a point
 
 
-def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=False) -> dict:
-    """Train, score the test split and save the run. Returns metrics (with `run`, the folder).
-    on_eval(point, frac, val_em) is called at each validation point; it may raise to stop."""
-    t_start = time.time()
-    console = console or Console(stderr=True)
-    budget_s = parse_budget(cfg.budget)
-    deadline = t_start + budget_s
-    cpu_start = time.process_time()
-    load_start = list(os.getloadavg())
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-
+def setup_model(cfg: TrainConfig, device):
+    """The model to train (new, or the resumed run's) and its codec, task and prior metrics;
+    fills cfg's unset training settings from the resumed run or the architecture's defaults."""
     prior = {}
     if cfg.resume:
-        model, old, prior = load_run(cfg.resume, device)
-        cfg.arch, cfg.model, cfg.data = old["arch"], old["model"], D.DataSpec(**old["data"])
+        run = load_run(cfg.resume, device)
+        model, codec, task, prior = run.model, run.codec, run.task, run.metrics
+        cfg.arch, cfg.model, cfg.data = archs.resolve(run.config["arch"]), run.config["model"], D.DataSpec(**run.config["data"])
         for k in ("lr", "batch_size", "warmup", "weight_decay", "grad_clip"):
             if getattr(cfg, k) is None:
-                setattr(cfg, k, old["train"][k])
-    task = D.make_task(cfg.data.task, cfg.data.options)
+                setattr(cfg, k, run.config["train"][k])
+    else:
+        task = make_task(cfg.data.task, cfg.data.options)
+        codec = codec_of(task)
+        settings = {**cfg.model, "vocab_size": len(codec)}
+        if cfg.arch == "ber":
+            settings.setdefault("n_slots", task.max_target_len() + 1)
+        model, cfg.model = archs.build(cfg.arch, settings)
     defaults = archs.ARCHS[cfg.arch].TRAIN_DEFAULTS
     cfg.lr = cfg.lr if cfg.lr is not None else defaults["lr"]
     cfg.batch_size = cfg.batch_size or defaults["batch_size"]
     cfg.warmup = cfg.warmup if cfg.warmup is not None else defaults.get("warmup", DEFAULT_WARMUP)
-    if not cfg.resume:
-        if cfg.arch == "ber":
-            cfg.model.setdefault("n_slots", task.max_target_len() + 1)
-        model, model_cfg = archs.build(cfg.arch, cfg.model)
-        cfg.model = model_cfg
-        model.to(device)
+    return model.to(device).train(), codec, task, prior
 
-    folder = D.prepare(cfg.data, cfg.data_dir)
-    train_set = D.load_batch(folder, "train").to(device)
-    val_examples = D.load_split(folder, "val")
-    test_examples = D.load_split(folder, "test")
-    lengths = (train_set.prompt_len + train_set.answer_len).cpu()
 
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+def make_optimizer(model, cfg: TrainConfig, resume_state=None):
+    """AdamW, weight decay on matrices only; the resumed run's state when there is one."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg.lr, betas=(0.9, 0.98))
-    if cfg.resume and (state := load_optimizer_state(cfg.resume)) is not None:
-        opt.load_state_dict(state)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    stream = batches(lengths, cfg.batch_size, gen, cfg.bucket)
-    params = archs.n_params(model)
+    if resume_state is not None:
+        opt.load_state_dict(resume_state)
+    return opt
 
-    steps = samples = tokens = tokens_padded = 0
-    val_time, val_em, loss_ema = 0.0, None, None
-    curve = ["step,samples,elapsed_s,train_s,lr,loss,val_em"]
-    next_val = 1
-    interrupted = False
+
+@dataclass
+class Data:
+    """What the loop reads: the train split on the device, its lengths on the CPU (to cut and
+    count batches without waiting for a GPU), validation and test examples, the data folder."""
+    folder: str
+    train: Batch
+    prompt_len: torch.Tensor
+    answer_len: torch.Tensor
+    val: list
+    test: list
+
+
+def load_data(cfg: TrainConfig, codec, device) -> Data:
+    folder = D.prepare(cfg.data, cfg.data_dir)
+    train_set = D.load_batch(folder, "train", codec)
+    return Data(folder, train_set.to(device), train_set.prompt_len, train_set.answer_len,
+                D.load_split(folder, "val"), D.load_split(folder, "test"))
+
+
+class Loop:
+    """The training loop's counters and curve, and its validation along the way: at 1/10, 2/10 ...
+    of the budget, on a share of the validation split sized so that validation takes at most
+    VAL_SHARE of the time so far (a point is skipped rather than overspent)."""
+
+    def __init__(self, cfg: TrainConfig, budget_s: float):
+        self.cfg, self.budget_s = cfg, budget_s
+        self.steps = self.samples = self.tokens = self.tokens_padded = 0
+        self.val_time, self.val_em, self.val_n, self.loss_ema = 0.0, None, MIN_VAL, None
+        self.next_val, self.interrupted, self.train_s, self.elapsed = 1, False, 0.0, 0.0
+        self.curve = ["step,samples,elapsed_s,train_s,lr,loss,val_em,val_n"]
+
+    def loss(self) -> float:
+        return float("nan") if self.loss_ema is None else float(self.loss_ema)
+
+    def validate_now(self, elapsed) -> int | None:
+        """The validation point due at this elapsed time, or None."""
+        if self.next_val >= self.cfg.val_points or elapsed < self.budget_s * self.next_val / self.cfg.val_points:
+            return None
+        point = min(self.cfg.val_points - 1, int(elapsed / self.budget_s * self.cfg.val_points))
+        self.next_val = point + 1
+        return point if self.val_time <= VAL_SHARE * elapsed else None
+
+    def validate(self, model, data, task, codec, device, elapsed, lr):
+        v0 = time.time()
+        n = min(len(data.val), self.val_n)
+        self.val_em = evaluate.exact_match(model, codec, data.val[:n], task, device)
+        spent = time.time() - v0
+        self.val_time += spent
+        per_point = VAL_SHARE * self.budget_s / self.cfg.val_points  # the time one point may take
+        self.val_n = max(MIN_VAL, min(len(data.val), int(n * per_point / max(spent, 1e-3))))
+        self.curve.append(f"{self.steps},{self.samples},{elapsed:.2f},{elapsed - self.val_time:.2f},{lr:.3e},"
+                          f"{self.loss():.5f},{self.val_em:.5f},{n}")
+
+    def info(self, elapsed) -> str:
+        rate = self.samples / max(1e-9, elapsed - self.val_time)
+        em = "-" if self.val_em is None else f"{self.val_em:.1%}"
+        return (f"step {self.steps} | {rate:.0f} samples/s | loss {self.loss():.4f} | val EM {em} | "
+                f"{elapsed:.0f}s / {max(0.0, self.budget_s - elapsed):.0f}s left")
+
+
+def run_loop(model, opt, data: Data, task, codec, device, cfg: TrainConfig, budget_s, console, on_eval, quiet) -> Loop:
+    """Train until the budget is spent (or Ctrl-C). The learning rate follows the budget's share."""
+    loop = Loop(cfg, budget_s)
+    stream = batches(data.prompt_len + data.answer_len, cfg.batch_size, torch.Generator().manual_seed(cfg.seed), cfg.bucket)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                         console=console, disable=quiet or not console.is_terminal)
     bar = progress.add_task(f"{cfg.arch} {cfg.data.task} {cfg.budget}", total=budget_s, info="")
-    model.train()
+    t_start = time.time()
     try:
         with progress:
-            while True:
-                now = time.time()
-                frac = (now - t_start) / budget_s
-                if now >= deadline:
-                    break
-                lr = lr_at(frac, cfg.lr, cfg.warmup)
+            while (elapsed := time.time() - t_start) < budget_s:
+                lr = lr_at(elapsed / budget_s, cfg.lr, cfg.warmup)
                 for g in opt.param_groups:
                     g["lr"] = lr
-                batch = train_set[next(stream).to(device)]
-                loss = model.loss(batch)
+                idx = next(stream)
+                pl, al = data.prompt_len[idx], data.answer_len[idx]
+                batch = data.train.take(idx.to(device), int(pl.max()), int(al.max()))
+                loss = layouts.loss(model, batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
-                steps += 1
-                samples += len(batch)
-                tokens_padded += batch.prompt.numel() + batch.answer.numel()
-                tokens += int(batch.prompt_len.sum() + batch.answer_len.sum())
-                lv = loss.item()
-                loss_ema = lv if loss_ema is None else 0.95 * loss_ema + 0.05 * lv
-                if next_val < cfg.val_points and time.time() >= t_start + budget_s * next_val / cfg.val_points:
-                    next_val = min(cfg.val_points - 1, int((time.time() - t_start) / budget_s * cfg.val_points))
-                    v0 = time.time()
-                    val_em = evaluate.exact_match(model, val_examples, task, device)
-                    val_time += time.time() - v0
-                    elapsed = time.time() - t_start
-                    curve.append(f"{steps},{samples},{elapsed:.2f},{elapsed - val_time:.2f},{lr:.3e},{loss_ema:.5f},{val_em:.5f}")
-                    if not progress.live.is_started:
-                        if not quiet:
-                            console.print(f"{cfg.arch} {next_val}/{cfg.val_points}: step {steps}, {samples / max(1e-9, elapsed - val_time):.0f} samples/s, "
-                                          f"loss {loss_ema:.4f}, val EM {val_em:.2%}, {elapsed:.0f}s of {budget_s:.0f}s")
+                loop.steps += 1
+                loop.samples += len(idx)
+                loop.tokens_padded += len(idx) * (batch.prompt.shape[1] + batch.answer.shape[1])
+                loop.tokens += int(pl.sum() + al.sum())
+                loss = loss.detach()  # a running mean on the device: read only when shown
+                loop.loss_ema = loss if loop.loss_ema is None else loop.loss_ema.lerp(loss, 0.05)
+                if (point := loop.validate_now(time.time() - t_start)) is not None:
+                    loop.validate(model, data, task, codec, device, time.time() - t_start, lr)
+                    if not quiet and not progress.live.is_started:
+                        console.print(f"{cfg.arch} {point}/{cfg.val_points}: {loop.info(time.time() - t_start)}")
                     if on_eval is not None:
-                        on_eval(next_val, next_val / cfg.val_points, val_em)
-                    next_val += 1
-                if steps % 10 == 0 or steps < 10:
+                        on_eval(point, point / cfg.val_points, loop.val_em)
+                if loop.steps % 10 == 0 and progress.live.is_started:
                     elapsed = time.time() - t_start
-                    info = (f"step {steps} | {samples / max(1e-9, elapsed - val_time):.0f} samples/s | loss {loss_ema:.4f} | val EM "
-                            f"{'-' if val_em is None else f'{val_em:.1%}'} | {elapsed:.0f}s / {budget_s - elapsed:.0f}s left")
-                    progress.update(bar, completed=min(elapsed, budget_s), info=info)
+                    progress.update(bar, completed=min(elapsed, budget_s), info=loop.info(elapsed))
     except KeyboardInterrupt:
-        interrupted = True
+        loop.interrupted = True
         console.print("[yellow]interrupted: saving what was trained so far (Ctrl-C again to abandon)[/yellow]")
-    train_end = time.time()
+    loop.train_s = time.time() - t_start - loop.val_time
+    loop.elapsed = time.time() - t_start
+    return loop
 
+
+def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=False) -> dict:
+    """Train, score the test split and save the run. Returns metrics (with `run`, the folder).
+    on_eval(point, frac, val_em) is called at each validation point; it may raise to stop.
+    The clock starts once the data, the model and the optimizer are ready (that setup is
+    reported apart); training stops when the budget is spent; then val and test are scored."""
+    console = console or Console(stderr=True)
+    t0, cpu0, load_start = time.time(), time.process_time(), list(os.getloadavg())
+    budget_s = parse_budget(cfg.budget)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model, codec, task, prior = setup_model(cfg, device)
+    data = load_data(cfg, codec, device)
+    opt = make_optimizer(model, cfg, load_optimizer_state(cfg.resume) if cfg.resume else None)
+    setup_s = time.time() - t0
+
+    loop = run_loop(model, opt, data, task, codec, device, cfg, budget_s, console, on_eval, quiet)
+    if loop.steps == 0:
+        raise RunError(f"no training step was made in {cfg.budget} (setup took {setup_s:.1f}s before the clock started); "
+                       "nothing was saved")
     e0 = time.time()
-    val_em = evaluate.exact_match(model, val_examples, task, device)
-    test_em = evaluate.exact_match(model, test_examples, task, device)
-    eval_time = time.time() - e0
-    wall = time.time() - t_start
-    curve.append(f"{steps},{samples},{train_end - t_start:.2f},{train_end - t_start - val_time:.2f},0,{loss_ema or float('nan'):.5f},{val_em:.5f}")
+    val_em = evaluate.exact_match(model, codec, data.val, task, device)
+    test_em = evaluate.exact_match(model, codec, data.test, task, device)
+    final_eval_s = time.time() - e0
+    loop.curve.append(f"{loop.steps},{loop.samples},{loop.elapsed:.2f},{loop.train_s:.2f},0,{loop.loss():.5f},{val_em:.5f},{len(data.val)}")
 
+    params = archs.n_params(model)
     train_cfg = {k: v for k, v in asdict(cfg).items() if k not in ("data", "model", "arch")}
     train_cfg["budget_s"] = budget_s
     config = {"arch": cfg.arch, "model": cfg.model, "data": asdict(cfg.data), "data_dir": cfg.data_dir,
-              "data_sha256": D.read_meta(folder)["sha256"], "train": train_cfg, "vocab": D.VOCAB,
+              "data_sha256": D.read_meta(data.folder)["sha256"], "train": train_cfg, "codec": codec.to_json(),
               "resumed_from": cfg.resume}
-    train_s = train_end - t_start - val_time
-    metrics = {"test_em": test_em, "val_em": val_em, "steps": steps, "samples": samples,
-               "total_steps": steps + int(prior.get("total_steps", 0)), "total_samples": samples + int(prior.get("total_samples", 0)),
-               "params": params, "seed": cfg.seed, "budget_s": budget_s, "wall_time": wall,
-               "train_time": train_s, "val_time": val_time, "final_eval_time": eval_time,
-               "samples_per_s": samples / max(1e-9, train_s), "tokens": tokens, "tokens_padded": tokens_padded,
-               "train_flops_estimate": 6 * params * tokens_padded, "final_loss": loss_ema, "interrupted": interrupted,
-               "cpu_time_per_wall": (time.process_time() - cpu_start) / max(1e-9, wall),
+    wall = time.time() - t0
+    metrics = {"test_em": test_em, "val_em": val_em, "steps": loop.steps, "samples": loop.samples,
+               "total_steps": loop.steps + int(prior.get("total_steps", prior.get("steps", 0))),
+               "total_samples": loop.samples + int(prior.get("total_samples", prior.get("samples", 0))),
+               "params": params, "seed": cfg.seed, "budget_s": budget_s, "wall_time": wall, "setup_time": setup_s,
+               "train_time": loop.train_s, "val_time": loop.val_time, "final_eval_time": final_eval_s,
+               "train_share": loop.train_s / budget_s,
+               "samples_per_s": loop.samples / max(1e-9, loop.train_s), "tokens": loop.tokens,
+               "tokens_padded": loop.tokens_padded, "train_flops_estimate": 6 * params * loop.tokens_padded,
+               "final_loss": loop.loss(), "interrupted": loop.interrupted,
+               "cpu_time_per_wall": (time.process_time() - cpu0) / max(1e-9, wall),
                "loadavg_start": load_start, "loadavg_end": list(os.getloadavg()),
                "machine": machine(), "versions": versions(), "device": str(device),
                "created": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -256,11 +321,12 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
     ask = None
     if not quiet and sys.stdin.isatty():
         ask = lambda problem: console.input(f"[red]{problem}[/red]\nEnter a folder to save the run in (empty: give up): ").strip()  # noqa: E731
-    run, metrics["save_problem"] = save_run_or_rescue(run, model, opt, config, metrics, "\n".join(curve) + "\n", ask)
+    run, metrics["save_problem"] = save_run_or_rescue(run, model, opt, config, metrics, "\n".join(loop.curve) + "\n", ask)
     metrics["run"] = run
     if not quiet and not metrics["save_problem"]:
-        console.print(f"saved {run}: test exact match {test_em:.2%} after {steps} steps "
-                      f"({metrics['samples_per_s']:.0f} samples/s, {params:,} parameters, {wall:.1f}s)")
+        console.print(f"saved {run}: test exact match {test_em:.2%} after {loop.steps} steps "
+                      f"({metrics['samples_per_s']:.0f} samples/s, {params:,} parameters, {loop.train_s:.1f}s of "
+                      f"{budget_s:.0f}s training, {setup_s:.1f}s setup)")
     return metrics
 
 
@@ -281,6 +347,27 @@ def parse_set(items) -> dict:
             v = {"true": True, "false": False}.get(v.lower(), v)
         out[k.strip()] = v
     return out
+
+
+DATA_FLAGS = ("task", "min_len", "max_len", "max_depth", "kinds", "ood_min_len", "ood_max_len", "ops", "digits",
+              "negatives", "decimals", "format", "train_size", "val_size", "test_size", "ood_size", "data_seed")
+
+
+def resume_check(p, a, arch, console):
+    """--resume continues a run on its own model and data: refuse the flags that cannot apply,
+    and say what is reused."""
+    if not os.path.isdir(a.resume):
+        raise RunError(f"no run folder at {a.resume}")
+    old = read_json(os.path.join(a.resume, "config.json"))
+    if old.get("arch") != arch:
+        raise RunError(f"{a.resume} is a {old.get('arch')} run, not {arch}; --resume continues it as it was")
+    given = [k for k in DATA_FLAGS if getattr(a, k) != p.get_default(k)] + (["set"] if a.set else [])
+    if given:
+        raise RunError(f"--{given[0].replace('_', '-')} cannot apply with --resume: a resumed run keeps its own data "
+                       "and model settings (train a new run for others)")
+    has_opt = os.path.isfile(os.path.join(a.resume, "optimizer.pt"))
+    console.print(f"resuming {a.resume}: its weights, data and settings"
+                  + (" and optimizer state" if has_opt else "; optimizer.pt is missing, so the optimizer starts afresh"))
 
 
 def build_parser():
@@ -323,11 +410,7 @@ def main(argv=None):
         else:
             arch, budget = parse_choice(f"{a.arch} {a.budget}")
         if a.resume:
-            if not os.path.isdir(a.resume):
-                raise RunError(f"no run folder at {a.resume}")
-            old_arch = read_json(os.path.join(a.resume, "config.json")).get("arch")
-            if old_arch != arch:
-                raise RunError(f"{a.resume} is a {old_arch} run, not {arch}; its data and model settings are reused")
+            resume_check(p, a, arch, console)
         cfg = TrainConfig(arch=arch, budget=budget, data=D.spec_from_args(a), model=parse_set(a.set),
                           lr=a.lr, batch_size=a.batch_size, warmup=a.warmup, weight_decay=a.weight_decay,
                           grad_clip=a.grad_clip, seed=a.seed, device=a.device, threads=a.threads,

@@ -1,5 +1,6 @@
-"""The architecture registry: short name -> module. Each module defines `Config` (a dataclass),
-`Model(cfg)` with `loss(batch)` and `generate(batch, max_new)`, `TRAIN_DEFAULTS` and
+"""The architecture registry: short name -> module. Each module defines `Config` (a dataclass whose
+vocab_size is the run codec's size), `Model(cfg)`: a tensor function named by its `layout`
+(decoder, encdec or slots: layouts.py says what each takes and returns), `TRAIN_DEFAULTS` and
 `search_space(trial)` for hyper.py. Adding an architecture means one file and one line here."""
 from dataclasses import asdict, fields
 

@@ -13,11 +13,10 @@ slowly; it is kept as a switch for longer budgets).
 """
 from dataclasses import dataclass
 
-import torch
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, Positions, answer_loss, init_weights
-from dataset import EOS, MASK, PAD, VOCAB_SIZE, Batch, slot_sequences
+from archs.common import POS_KINDS, Block, Positions, check_vocab, init_weights
+from codec import PAD
 
 
 @dataclass
@@ -29,7 +28,7 @@ class Config:
     pos: str = "alibi"  # alibi | rope | none (see archs/common.py)
     n_slots: int = 16  # train.py sets it to the task's longest answer + 1
     refine: bool = False  # Mask-Predict training and decoding (see above); False: one pass
-    vocab_size: int = VOCAB_SIZE
+    vocab_size: int = 0  # len(codec), set when the model is built
 
 
 # Training defaults for this architecture (train.py flags override them). Batch 64: bracket 1min,
@@ -48,8 +47,11 @@ def search_space(trial):
 
 
 class Model(nn.Module):
+    layout = "slots"  # training and decoding, refine included: layouts.py
+
     def __init__(self, cfg: Config):
         super().__init__()
+        check_vocab(cfg)
         assert cfg.pos in POS_KINDS, f"pos must be one of {POS_KINDS}"
         self.cfg = cfg
         self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
@@ -62,7 +64,7 @@ class Model(nn.Module):
         self.head.weight = self.emb.weight
 
     def forward(self, x, slot_pos):
-        """Logits (B, n_slots, V) of every slot of x, the layout of dataset.slot_sequences."""
+        """Logits (B, n_slots, V) of the slots of x at slot_pos (layouts.slot_inputs)."""
         bias, rope = Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal=False).step(x != PAD)
         h = self.emb(x)
         slots = self.slot_emb.weight[None, : slot_pos.shape[1]].expand(h.shape[0], -1, -1)
@@ -71,34 +73,3 @@ class Model(nn.Module):
             h = block(h, bias, rope=rope)
         h = h.gather(1, slot_pos[..., None].expand(-1, -1, h.shape[-1]))
         return self.head(self.ln_f(h))
-
-    def loss(self, b: Batch, per_token=False):
-        x, slot_pos, y = slot_sequences(b, self.cfg.n_slots)
-        if self.cfg.refine:
-            y = y.masked_fill(y == -100, PAD)  # every slot has a target: answer, <eos>, then <pad>
-            if self.training:  # reveal a random share (uniform in [0, 1)) of each row's slots
-                reveal = torch.rand(y.shape, device=y.device) < torch.rand(y.shape[0], 1, device=y.device)
-                x = x.scatter(1, slot_pos, torch.where(reveal, y, MASK))
-                y = y.masked_fill(reveal, -100)
-        return answer_loss(self(x, slot_pos), y, b, per_token)
-
-    @torch.no_grad()
-    def generate(self, b: Batch, max_new: int):
-        x, slot_pos, _ = slot_sequences(b, self.cfg.n_slots)
-        if not self.cfg.refine:
-            tok = self(x, slot_pos).argmax(-1)
-        else:
-            n = slot_pos.shape[1]
-            idx = torch.arange(n, device=x.device)
-            tok, filled = torch.full_like(slot_pos, MASK), torch.zeros_like(slot_pos, dtype=torch.bool)
-            for _ in range(n):
-                prob, pred = self(x, slot_pos).softmax(-1).max(-1)
-                tok = torch.where(filled, tok, pred)
-                filled.scatter_(1, prob.masked_fill(filled, -1.0).argmax(1, keepdim=True), True)
-                x = x.scatter(1, slot_pos, torch.where(filled, tok, MASK))
-                first_eos = torch.where(filled & (tok == EOS), idx, n).min(1, keepdim=True).values
-                if bool((filled | (idx >= first_eos)).all()):  # every row is complete up to its <eos>
-                    break
-        tok = tok[:, :max_new]
-        after_eos = (tok == EOS).long().cumsum(1) - (tok == EOS).long() > 0
-        return tok.masked_fill(after_eos, PAD)

@@ -1,4 +1,4 @@
-"""Pieces shared by the attention models (tra, ber, gpt) and the greedy decoding loop.
+"""Pieces shared by the attention models (tra, ber, gpt).
 
 Position encoding. Default is ALiBi (Press et al., "Train Short, Test Long", 2022): no position
 embedding at all, each head adds -slope * |i - j| to its attention scores. It depends only on
@@ -20,7 +20,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dataset import EOS, PAD
 
 POS_KINDS = ("alibi", "rope", "none")
 
@@ -160,21 +159,6 @@ class Positions:
         return bias, rope_tables(new_pos, self.head_dim) if self.kind == "rope" else None
 
 
-def greedy(first_logits, step, max_new):
-    """Batched greedy decoding until every row has produced <eos> (or max_new tokens).
-    step(tokens (B,)) -> logits (B, V) for the next position. Returns (B, <=max_new), <pad> after <eos>."""
-    done = torch.zeros(first_logits.shape[0], dtype=torch.bool, device=first_logits.device)
-    out, logits = [], first_logits
-    for t in range(max_new):
-        tok = logits.argmax(-1).masked_fill(done, PAD)
-        out.append(tok)
-        done |= tok == EOS
-        if bool(done.all()) or t == max_new - 1:
-            break
-        logits = step(tok)
-    return torch.stack(out, 1)
-
-
 def init_weights(module):
     for m in module.modules():
         if isinstance(m, nn.Linear):
@@ -189,17 +173,6 @@ def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def check_vocab(cfg):
+    assert cfg.vocab_size > 0, "vocab_size comes from the run's codec: archs.build(arch, {'vocab_size': len(codec), ...})"
 
-def answer_loss(logits, y, b, per_token=False, lm=False):
-    """Cross-entropy over the labelled positions (labels -100 are ignored). With per_token, the
-    loss of each answer token (B, A), zero past the answer; lm=True when logits run over the whole
-    prompt+answer sequence (answer token j is predicted at column prompt_len - 1 + j)."""
-    ce = F.cross_entropy(logits.transpose(1, 2), y, ignore_index=-100, reduction="none")
-    if not per_token:
-        return ce.sum() / (y != -100).sum().clamp(min=1)
-    A = b.answer.shape[1]
-    j = torch.arange(A, device=ce.device)[None, :]
-    if lm:
-        ce = ce.gather(1, (b.prompt_len[:, None] - 1 + j).clamp(max=ce.shape[1] - 1))
-    ce = ce[:, :A]
-    return torch.where(j[:, : ce.shape[1]] < b.answer_len[:, None], ce, 0.0)

@@ -1,12 +1,11 @@
-"""GPT-style decoder-only transformer: causal self-attention over <bos> input <sep> target <eos>,
-loss on the answer tokens only; generation with a key/value cache."""
+"""GPT-style decoder-only transformer: causal self-attention over <bos> input <sep> target <eos>
+(the decoder layout, layouts.py); generation steps with a key/value cache."""
 from dataclasses import dataclass
 
-import torch
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, Positions, answer_loss, greedy, init_weights
-from dataset import PAD, VOCAB_SIZE, Batch, left_pad, lm_sequences
+from archs.common import POS_KINDS, Block, Positions, check_vocab, init_weights
+from codec import PAD
 
 
 @dataclass
@@ -16,7 +15,7 @@ class Config:
     d_model: int = 64
     dropout: float = 0.0
     pos: str = "alibi"  # alibi | rope | none (see archs/common.py)
-    vocab_size: int = VOCAB_SIZE
+    vocab_size: int = 0  # len(codec), set when the model is built
 
 
 # Training defaults for this architecture (train.py flags override them). Batch 64 rather than 128:
@@ -37,8 +36,11 @@ def search_space(trial):
 
 
 class Model(nn.Module):
+    layout = "decoder"
+
     def __init__(self, cfg: Config):
         super().__init__()
+        check_vocab(cfg)
         assert cfg.pos in POS_KINDS, f"pos must be one of {POS_KINDS}"
         self.cfg = cfg
         self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
@@ -52,21 +54,20 @@ class Model(nn.Module):
     def _positions(self):
         return Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal=True)
 
-    def forward(self, tokens, positions, caches=None):
+    def _run(self, tokens, positions, caches=None):
         bias, rope = positions.step(tokens != PAD)
         x = self.drop(self.emb(tokens))
         for i, block in enumerate(self.blocks):
             x = block(x, bias, rope=rope, cache=None if caches is None else caches[i])
         return self.head(self.ln_f(x))
 
-    def loss(self, b: Batch, per_token=False):
-        x, y = lm_sequences(b)
-        logits = self(x, self._positions())
-        return answer_loss(logits, y, b, per_token, lm=True)
+    def forward(self, tokens):
+        """Logits (B, T, V) of the next token at every position."""
+        return self._run(tokens, self._positions())
 
-    @torch.no_grad()
-    def generate(self, b: Batch, max_new: int):
-        prompt = left_pad(b.prompt, b.prompt_len)
-        pos, caches = self._positions(), [{} for _ in self.blocks]
-        first = self(prompt, pos, caches)[:, -1]
-        return greedy(first, lambda tok: self(tok[:, None], pos, caches)[:, -1], max_new)
+    def step(self, tokens, state=None):
+        """With no state: read right-padded prompts (padding keys are masked and positions count
+        real tokens only, so the next token continues each row). Returns (logits, state)."""
+        if state is None:
+            state = (self._positions(), [{} for _ in self.blocks])
+        return self._run(tokens, *state), state

@@ -1,13 +1,12 @@
 """Transformer encoder-decoder: a bidirectional encoder reads <bos> input <sep>; a causal decoder
-with cross-attention writes target <eos> after a <bos>. Generation caches the decoder's keys and
-values and computes the cross-attention keys/values once."""
+with cross-attention writes target <eos> after a <bos> (the encdec layout, layouts.py). Decoding
+steps cache the decoder's keys and values and compute the cross-attention keys/values once."""
 from dataclasses import dataclass
 
-import torch
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, Positions, answer_loss, cross_bias, greedy, init_weights
-from dataset import BOS, PAD, VOCAB_SIZE, Batch
+from archs.common import POS_KINDS, Block, Positions, check_vocab, cross_bias, init_weights
+from codec import PAD
 
 
 @dataclass
@@ -20,7 +19,7 @@ class Config:
     d_model: int = 32
     dropout: float = 0.0
     pos: str = "alibi"  # alibi | rope | none (see archs/common.py)
-    vocab_size: int = VOCAB_SIZE
+    vocab_size: int = 0  # len(codec), set when the model is built
 
 
 # Training defaults for this architecture (train.py flags override them).
@@ -38,8 +37,11 @@ def search_space(trial):
 
 
 class Model(nn.Module):
+    layout = "encdec"
+
     def __init__(self, cfg: Config):
         super().__init__()
+        check_vocab(cfg)
         assert cfg.pos in POS_KINDS, f"pos must be one of {POS_KINDS}"
         self.cfg = cfg
         self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)  # shared by encoder, decoder and head
@@ -54,15 +56,15 @@ class Model(nn.Module):
     def _positions(self, causal):
         return Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal)
 
-    def encode(self, prompt):
-        valid = prompt != PAD
+    def _encode(self, src):
+        valid = src != PAD
         bias, rope = self._positions(causal=False).step(valid)
-        x = self.drop(self.emb(prompt))
+        x = self.drop(self.emb(src))
         for block in self.encoder:
             x = block(x, bias, rope=rope)
         return self.ln_enc(x), valid
 
-    def decode(self, tokens, mem, mem_valid, positions, caches=None):
+    def _decode(self, tokens, mem, mem_valid, positions, caches=None):
         bias, rope = positions.step(tokens != PAD)
         x = self.drop(self.emb(tokens))
         mb = cross_bias(self.cfg.pos, self.cfg.n_head, positions.last, mem_valid)
@@ -70,16 +72,16 @@ class Model(nn.Module):
             x = block(x, bias, rope=rope, mem=mem, mem_bias=mb, cache=None if caches is None else caches[i])
         return self.head(self.ln_dec(x))
 
-    def loss(self, b: Batch, per_token=False):
-        mem, valid = self.encode(b.prompt)
-        dec_in = torch.cat((torch.full_like(b.answer[:, :1], BOS), b.answer[:, :-1]), 1)
-        y = b.answer.masked_fill(b.answer == PAD, -100)
-        logits = self.decode(dec_in, mem, valid, self._positions(causal=True))
-        return answer_loss(logits, y, b, per_token)
+    def forward(self, src, tgt):
+        """Logits (B, Tt, V) of the next target token at every target position (teacher forcing)."""
+        mem, valid = self._encode(src)
+        return self._decode(tgt, mem, valid, self._positions(causal=True))
 
-    @torch.no_grad()
-    def generate(self, b: Batch, max_new: int):
-        mem, valid = self.encode(b.prompt)
-        pos, caches = self._positions(causal=True), [{} for _ in self.decoder]
-        step = lambda tok: self.decode(tok[:, None], mem, valid, pos, caches)[:, -1]  # noqa: E731
-        return greedy(step(torch.full_like(b.prompt[:, 0], BOS)), step, max_new)
+    def encode(self, src):
+        """The decoding state after reading right-padded sources: their memory and empty caches."""
+        mem, valid = self._encode(src)
+        return {"mem": mem, "valid": valid, "pos": self._positions(causal=True), "caches": [{} for _ in self.decoder]}
+
+    def step(self, tokens, state):
+        """Decoder logits for tokens (B, T) that continue state; returns (logits, state)."""
+        return self._decode(tokens, state["mem"], state["valid"], state["pos"], state["caches"]), state

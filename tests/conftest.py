@@ -12,11 +12,13 @@ sys.path.insert(0, ROOT)
 SMALL = ["--train-size", "3000", "--val-size", "100", "--test-size", "200", "--ood-size", "100"]
 
 
-def run_cli(script, *args, cwd, timeout=120, env=None):
-    """Run one of the project's scripts with no terminal; returns (CompletedProcess, seconds)."""
+def run_cli(script, *args, cwd, timeout=120, env=None, input=None):
+    """Run one of the project's scripts with no terminal (input, if given, on its standard input);
+    returns (CompletedProcess, seconds)."""
     t = time.time()
-    p = subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=cwd, capture_output=True,
-                       text=True, timeout=timeout, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    p = subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=cwd, capture_output=True, text=True,
+                       timeout=timeout, input=input, stdin=subprocess.DEVNULL if input is None else None,
+                       env={**os.environ, **(env or {})})
     return p, time.time() - t
 
 
@@ -27,15 +29,24 @@ def assert_one_line_error(p):
     assert len(lines) == 1, p.stderr
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory):
-    """One real 3-second gru run on small bracket data, shared by the evaluate tests."""
-    cwd = tmp_path_factory.mktemp("work")
-    p, _ = run_cli("train.py", "gru", "3s", *SMALL, cwd=cwd)
+def train_one(cwd, *args):
+    p, _ = run_cli("train.py", *args, *SMALL, cwd=cwd)
     assert p.returncode == 0, p.stderr
     runs = [d for d in os.listdir(cwd / "models") if not d.startswith(".")]
     assert len(runs) == 1
     return cwd, cwd / "models" / runs[0]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One real 3-second gru run on small bracket data, shared by the evaluate, predict and serve tests."""
+    return train_one(tmp_path_factory.mktemp("work"), "gru", "3s")
+
+
+@pytest.fixture(scope="session")
+def arith_run(tmp_path_factory):
+    """One real 3-second gpt run on + and - with reversed answers."""
+    return train_one(tmp_path_factory.mktemp("arith"), "gpt", "3s", "--task", "arith", "--ops", "+-", "--format", "reversed")
 
 
 @pytest.fixture

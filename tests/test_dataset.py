@@ -1,4 +1,4 @@
-"""The token/dataset layer: vocabulary, labels checked against independent solvers, splits."""
+"""Tasks and data on disk: labels checked against independent solvers, splits, files, caches."""
 import json
 import os
 import re
@@ -9,7 +9,10 @@ import torch
 from safetensors import safe_open
 
 import dataset as D
+import layouts
+from codec import EOS, MASK
 from conftest import SMALL, assert_one_line_error, run_cli
+from tasks import Example, codec_of, make_task
 
 OPENERS = {"(": ")", "[": "]", "{": "}", "【": "】"}
 
@@ -30,17 +33,9 @@ def check_bracket(inp: str, target: str, max_depth: int):
     assert not stack
 
 
-def test_vocab_round_trip_and_unknown_symbol():
-    for text in ["(【{[]}】)", "12*(-3.5)", "\\frac{7}{2} = 3.5", "12 \\times 3 = 36", ""]:
-        assert D.decode(D.encode(text)) == text
-    assert len(set(D.VOCAB)) == len(D.VOCAB) and D.VOCAB[D.PAD] == "<pad>"
-    with pytest.raises(ValueError):
-        D.encode("12a")
-
-
 @pytest.mark.parametrize("ood", [False, True])
 def test_bracket_labels_are_right(ood):
-    task = D.make_task("bracket")
+    task = make_task("bracket")
     exs = task.sample(torch.Generator().manual_seed(1), 20000, ood=ood)
     lo, hi = (31, 60) if ood else (1, 30)
     for e in exs:
@@ -58,7 +53,7 @@ def solve_arith(text: str) -> Fraction:
 
 @pytest.mark.parametrize("fmt", ["plain", "reversed", "latex"])
 def test_arith_labels_are_right(fmt):
-    task = D.make_task("arith", {"digits": 2, "negatives": True, "decimals": True, "format": fmt})
+    task = make_task("arith", {"digits": 2, "negatives": True, "decimals": True, "format": fmt})
     exs = task.sample(torch.Generator().manual_seed(2), 5000)
     for e in exs:
         value = solve_arith(e.input)
@@ -74,7 +69,7 @@ def test_arith_labels_are_right(fmt):
 
 
 def test_arith_switches_and_ood():
-    task = D.make_task("arith", {"ops": "+-", "digits": 3})
+    task = make_task("arith", {"ops": "+-", "digits": 3})
     exs = task.sample(torch.Generator().manual_seed(3), 3000)
     assert all(not e.meta["negative"] and not e.meta["decimal"] and e.meta["op"] in "+-" for e in exs)
     ood = task.sample(torch.Generator().manual_seed(3), 2000, ood=True)
@@ -116,21 +111,22 @@ def test_token_cache(tmp_path):
     """The train split's tensors come from a cache tagged with the JSON Lines file's sha256; a
     corrupt cache is rebuilt and a changed JSON Lines file is still refused."""
     folder = D.prepare(D.DataSpec("bracket", None, 500, 50, 50, 50), tmp_path)
-    cache = os.path.join(folder, "train.tokens.safetensors")
+    cache = os.path.join(folder, f"train.{codec_of(make_task('bracket')).key()}.tokens.safetensors")
     assert os.path.isfile(cache), "prepare writes it"
-    fresh = D.to_batch(D.load_split(folder, "train"))
+    codec = codec_of(make_task("bracket"))
+    fresh = codec.batch(D.load_split(folder, "train"))
     same = lambda a, b: all(torch.equal(x, y) for x, y in zip(vars(a).values(), vars(b).values()))  # noqa: E731
-    assert same(D.load_batch(folder, "train"), fresh)
+    assert same(D.load_batch(folder, "train", codec), fresh)
     with open(cache, "wb") as f:
         f.write(b"not a safetensors file")
-    assert same(D.load_batch(folder, "train"), fresh)
+    assert same(D.load_batch(folder, "train", codec), fresh)
     with safe_open(cache, framework="pt") as f:  # and it was rewritten
         assert f.metadata()["sha256"] == D.read_meta(folder)["sha256"]["train"]
     path = os.path.join(folder, "train.jsonl")
     with open(path, "a") as f:
         f.write('{"input": "(", "target": ")", "meta": {}}\n')
     with pytest.raises(D.DataError, match="sha256"):
-        D.load_batch(folder, "train")
+        D.load_batch(folder, "train", codec)
 
 
 def test_too_small_space_is_a_clear_error(tmp_path):
@@ -140,14 +136,14 @@ def test_too_small_space_is_a_clear_error(tmp_path):
 
 
 def test_layouts():
-    b = D.to_batch([D.Example("((", "))", {}), D.Example("(", ")", {})])
-    x, y = D.lm_sequences(b)
-    assert D.decode(x[0]) == "((" + "))" and [D.VOCAB[i] for i in x[0][:2]] == ["<bos>", "("]
-    assert [t for t in y[1].tolist() if t != -100] == D.encode(")") + [D.EOS]
-    lp = D.left_pad(b.prompt, b.prompt_len)
-    assert lp[1].tolist()[0] == D.PAD and lp[1].tolist()[-1] == D.SEP
-    xs, slot_pos, ys = D.slot_sequences(b, 4)
-    assert xs[1, slot_pos[1]].tolist() == [D.MASK] * 4 and ys[1].tolist() == [D.encode(")")[0], D.EOS, -100, -100]
+    codec = codec_of(make_task("bracket"))
+    b = codec.batch([Example("((", "))", {}), Example("(", ")", {})])
+    x, y = layouts.decoder_sequences(b)
+    assert codec.decode(x[0]) == "((" + "))" and [codec.tokens[i] for i in x[0][:2]] == ["<bos>", "("]
+    assert [t for t in y[1].tolist() if t != -100] == codec.encode(")") + [EOS]
+    xs, slot_pos = layouts.slot_inputs(b.prompt, b.prompt_len, 4)
+    ys = layouts.slot_labels(b, 4)
+    assert xs[1, slot_pos[1]].tolist() == [MASK] * 4 and ys[1].tolist() == [codec.encode(")")[0], EOS, -100, -100]
 
 
 def test_dataset_cli(tmp_path):

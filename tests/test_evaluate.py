@@ -11,17 +11,22 @@ import torch
 import archs
 import dataset as D
 import evaluate
+from codec import EOS
 from conftest import assert_one_line_error, run_cli
+from tasks import Example, codec_of, make_task
+from tasks.arith import num
 
 OPEN = {"(": ")", "[": "]", "{": "}", "【": "】"}
 
 
 class Oracle(torch.nn.Module):
-    """Solves each prompt from its input tokens alone (never looks at the answer tensor)."""
+    """A decoder-layout model that solves each prompt from its input tokens alone (it never sees
+    the answer tensor) and says so with one-hot logits, one answer token per step."""
+    layout = "decoder"
 
-    def __init__(self, task):
+    def __init__(self, task, codec):
         super().__init__()
-        self.task = task
+        self.task, self.codec = task, codec
 
     def solve(self, text):
         if self.task.name == "bracket":
@@ -32,30 +37,42 @@ class Oracle(torch.nn.Module):
         a, op, b = re.fullmatch(r"(-?[\d.]+)([-+*/])\(?(-?[\d.]+)\)?", text).groups()
         a, b = Fraction(a), Fraction(b)
         v = a + b if op == "+" else a - b if op == "-" else a * b if op == "*" else a / b
-        return D.num(int(v * 100), 2)
+        return num(int(v * 100), 2)
 
-    def generate(self, b, max_new):
-        rows = [D.encode(self.solve(D.decode(p[1:]))) + [D.EOS] for p in b.prompt.tolist()]
-        width = max(map(len, rows))
-        return torch.tensor([r + [D.PAD] * (width - len(r)) for r in rows])[:, :max_new]
+    def logits(self, answers, t, width):
+        out = torch.full((len(answers), width, len(self.codec)), -30.0)
+        for i, ids in enumerate(answers):
+            out[i, :, ids[min(t, len(ids) - 1)]] = 0.0
+        return out
+
+    def step(self, tokens, state=None):
+        if state is None:
+            answers = [self.codec.encode(self.solve(self.codec.decode(row[1:]))) + [EOS] for row in tokens.tolist()]
+            return self.logits(answers, 0, tokens.shape[1]), (answers, 0)
+        answers, t = state
+        return self.logits(answers, t + 1, tokens.shape[1]), (answers, t + 1)
 
 
 @pytest.mark.parametrize("task_name,options", [("bracket", None), ("arith", {"negatives": True, "decimals": True})])
 def test_oracle_scores_100_and_untrained_scores_near_0(tmp_path, task_name, options):
     spec = D.DataSpec(task_name, options, 1000, 100, 2000, 200)
     folder = D.prepare(spec, tmp_path)
-    task = D.make_task(task_name, options)
+    task = make_task(task_name, options)
+    codec = codec_of(task)
     test = D.load_split(folder, "test")
-    assert evaluate.exact_match(Oracle(task), test, task) == 1.0
+    assert evaluate.exact_match(Oracle(task, codec), codec, test, task) == 1.0
+    texts, probs = evaluate.answers(Oracle(task, codec), codec, [e.input for e in test[:50]], 20)
+    assert texts == [e.target for e in test[:50]] and all(p > 0.9 for p in probs)
     torch.manual_seed(0)
     for arch in archs.ARCHS:
-        model, _ = archs.build(arch, {"n_slots": task.max_target_len() + 1} if arch == "ber" else {})
-        em = evaluate.exact_match(model, test, task)
+        settings = {"vocab_size": len(codec), **({"n_slots": task.max_target_len() + 1} if arch == "ber" else {})}
+        model, _ = archs.build(arch, settings)
+        em = evaluate.exact_match(model, codec, test, task)
         assert em <= 0.02 + evaluate.baselines(test, test)["empty answer"], (arch, em)
 
 
 def test_metrics():
-    df = evaluate.per_example([D.Example("((", "))", {}), D.Example("(", ")", {})], ["))", ")]"])
+    df = evaluate.per_example([Example("((", "))", {}), Example("(", ")", {})], ["))", ")]"], codec_of(make_task("bracket")))
     assert df["correct"].tolist() == [True, False]
     assert df["token_acc"].tolist() == [1.0, 0.5] and df["edit_dist"].tolist() == [0.0, 0.5]
     assert evaluate.edit_distance(list("kitten"), list("sitting")) == 3

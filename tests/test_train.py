@@ -120,6 +120,14 @@ def test_resume_continues_a_run(tmp_path):
     assert open(tmp_path / "models" / first / "model.safetensors", "rb").read() == before, "the old run is untouched"
     p, _ = run_cli("train.py", "gru", "3s", "--resume", f"models/{first}", cwd=tmp_path)
     assert_one_line_error(p)
+    for flags in (["--task", "arith"], ["--set", "d_model=64"], ["--max-len", "20"]):
+        p, _ = run_cli("train.py", "gpt", "3s", "--resume", f"models/{first}", *flags, cwd=tmp_path)
+        assert_one_line_error(p)
+        assert "cannot apply with --resume" in p.stderr and flags[0] in p.stderr
+    assert "and optimizer state" in run_cli("train.py", "gpt", "1s", "--resume", f"models/{first}", cwd=tmp_path)[0].stdout
+    os.unlink(tmp_path / "models" / second / "optimizer.pt")
+    p, _ = run_cli("train.py", "gpt", "1s", "--resume", f"models/{second}", cwd=tmp_path)
+    assert p.returncode == 0 and "optimizer.pt is missing, so the optimizer starts afresh" in p.stdout, p.stdout + p.stderr
 
 
 def start(tmp_path, *args):
@@ -176,5 +184,24 @@ def test_full_disk_keeps_the_trained_model(tmp_path, small_disk):
     [run] = os.listdir(rescue / "harness-rescue")
     assert str(rescue / "harness-rescue" / run) in p.stderr
     from runs import load_run
-    model, config, metrics = load_run(rescue / "harness-rescue" / run)
-    assert config["arch"] == "gru" and metrics["steps"] > 0
+    rescued = load_run(rescue / "harness-rescue" / run)
+    assert rescued.config["arch"] == "gru" and rescued.metrics["steps"] > 0
+
+
+def test_the_budget_is_spent_training(tmp_path):
+    """The data is made before the clock starts (here from nothing) and validation keeps to a small
+    share: a 4s budget trains for nearly all of its 4 seconds (it made 0-2 steps before)."""
+    p, _ = run_cli("train.py", "gru", "4s", *SMALL, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    [name] = visible_runs(tmp_path)
+    m = json.load(open(tmp_path / "models" / name / "metrics.json"))
+    assert m["setup_time"] > 0 and m["steps"] > 50
+    assert m["val_time"] <= 0.2 * m["budget_s"] and m["train_share"] >= 0.75, m
+    curve = open(tmp_path / "models" / name / "curve.csv").read().splitlines()
+    assert curve[0].endswith(",val_n") and all(int(r.split(",")[-1]) >= 50 for r in curve[1:])
+
+
+def test_progress_never_shows_negative_time_left():
+    from train import Loop, TrainConfig
+    loop = Loop(TrainConfig(arch="gru", budget="10s"), 10.0)
+    assert loop.info(12.4).endswith("12s / 0s left")
