@@ -1,5 +1,6 @@
 # CPU image of the harness. Build:  docker build -t harness .
 # Train:  docker run --rm -it -v "$PWD/models:/app/models" -v "$PWD/optuna_studies:/app/optuna_studies" harness python train.py
+# Serve:  docker run --rm -p 8000:8000 -v "$PWD/models:/app/models" harness python serve.py --latest --host 0.0.0.0
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -21,4 +22,5 @@ COPY --chown=harness:harness . .
 USER 1000:1000
 
 VOLUME ["/app/models", "/app/optuna_studies"]
+EXPOSE 8000
 CMD ["python", "train.py", "--help"]

@@ -191,7 +191,7 @@ class Loop:
     def __init__(self, cfg: TrainConfig, budget_s: float):
         self.cfg, self.budget_s = cfg, budget_s
         self.steps = self.samples = self.tokens = self.tokens_padded = 0
-        self.val_time, self.val_em, self.val_n, self.loss_ema = 0.0, None, MIN_VAL, None
+        self.val_time, self.val_em, self.val_n, self.val_shown, self.loss_ema = 0.0, None, MIN_VAL, 0, None
         self.next_val, self.interrupted, self.train_s, self.elapsed = 1, False, 0.0, 0.0
         self.curve = ["step,samples,elapsed_s,train_s,lr,loss,val_em,val_n"]
 
@@ -209,7 +209,7 @@ class Loop:
     def validate(self, model, data, task, codec, device, elapsed, lr):
         v0 = time.time()
         n = min(len(data.val), self.val_n)
-        self.val_em = evaluate.exact_match(model, codec, data.val[:n], task, device)
+        self.val_em, self.val_shown = evaluate.exact_match(model, codec, data.val[:n], task, device), n
         spent = time.time() - v0
         self.val_time += spent
         per_point = VAL_SHARE * self.budget_s / self.cfg.val_points  # the time one point may take
@@ -219,7 +219,7 @@ class Loop:
 
     def info(self, elapsed) -> str:
         rate = self.samples / max(1e-9, elapsed - self.val_time)
-        em = "-" if self.val_em is None else f"{self.val_em:.1%}"
+        em = "-" if self.val_em is None else f"{self.val_em:.1%} of {self.val_shown}"
         return (f"step {self.steps} | {rate:.0f} samples/s | loss {self.loss():.4f} | val EM {em} | "
                 f"{elapsed:.0f}s / {max(0.0, self.budget_s - elapsed):.0f}s left")
 
@@ -256,7 +256,7 @@ def run_loop(model, opt, data: Data, task, codec, device, cfg: TrainConfig, budg
                 if (point := loop.validate_now(time.time() - t_start)) is not None:
                     loop.validate(model, data, task, codec, device, time.time() - t_start, lr)
                     if not quiet and not progress.live.is_started:
-                        console.print(f"{cfg.arch} {point}/{cfg.val_points}: {loop.info(time.time() - t_start)}")
+                        console.print(f"{cfg.arch} {point}/{cfg.val_points}: {loop.info(time.time() - t_start)}", soft_wrap=True)
                     if on_eval is not None:
                         on_eval(point, point / cfg.val_points, loop.val_em)
                 if loop.steps % 10 == 0 and progress.live.is_started:
@@ -326,7 +326,7 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
     if not quiet and not metrics["save_problem"]:
         console.print(f"saved {run}: test exact match {test_em:.2%} after {loop.steps} steps "
                       f"({metrics['samples_per_s']:.0f} samples/s, {params:,} parameters, {loop.train_s:.1f}s of "
-                      f"{budget_s:.0f}s training, {setup_s:.1f}s setup)")
+                      f"{budget_s:.0f}s training, {setup_s:.1f}s setup)", soft_wrap=True)
     return metrics
 
 

@@ -24,5 +24,6 @@ def test_dockerfile_installs_the_same_requirements_as_ci():
     assert "-r \"$req\"" in venv and "requirements-dev.txt" in open(os.path.join(ROOT, "scripts", "test.sh")).read()
     assert "-r requirements.txt" in open(os.path.join(ROOT, "requirements-dev.txt")).read()
     assert re.search(r"^USER \d+", docker, re.M), "the image does not run as root"
-    assert 'VOLUME ["/app/models", "/app/optuna_studies"]' in docker
+    assert 'VOLUME ["/app/models", "/app/optuna_studies"]' in docker and "EXPOSE 8000" in docker
+    assert "python serve.py --latest --host 0.0.0.0" in docker, "the image says how to serve a run"
     assert "bash scripts/test.sh" in open(os.path.join(ROOT, ".ci", "run")).read()

@@ -1,0 +1,238 @@
+"""Serve a trained run over HTTP: a JSON API and a page to try it in a browser.
+
+    python serve.py models/<run>                      # http://127.0.0.1:8000 (or --latest)
+    python serve.py models/<run> --host 0.0.0.0 --port 8000   # reachable from elsewhere (Docker)
+
+    POST /predict  {"inputs": ["12*3", "7/2"]}
+                -> {"outputs": ["36", "3.5"], "probabilities": [0.998, 0.97], "warnings": [[], []],
+                    "latex": ["12 \\\\times 3 = 36", "\\\\frac{7}{2} = 3.5"]}     (latex: arithmetic only)
+    GET /health    {"status": "ok"}
+    GET /model     architecture, task and options, training budget, test exact match, parameters
+    GET /          a page to type a problem and see the answer and its probability
+
+Inputs are read and answered exactly as predict.py does (predict.ask: the task's normalisation,
+the run's codec, greedy decoding). A bad request gets a 4xx status and {"error": "<one line>"},
+never a 500: malformed JSON (400), a body too large (413), a missing or non-list `inputs`, a
+non-string, more than --max-inputs inputs, an input longer than --max-input-len, symbols the codec
+lacks or a problem the task cannot take (422). The body is read as JSON whatever its content type. Requests that arrive while the model is busy are answered together
+in one forward pass. Binds 127.0.0.1 unless --host says otherwise; Ctrl-C or SIGTERM stops it.
+"""
+import argparse
+import asyncio
+import contextlib
+import html
+import json
+import os
+import signal
+import socket
+import sys
+from typing import Annotated
+
+import torch
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, ValidationError
+from starlette.exceptions import HTTPException
+
+import archs
+import predict
+from runs import Parser, RunError, fail, load_run, pick_device, pick_run
+
+
+class Batcher:
+    """Answers the problems of concurrent requests together: whenever the model is free it takes
+    everything queued (up to max_batch problems) and answers it in one predict.ask call."""
+
+    def __init__(self, run, device, max_batch: int):
+        self.run, self.device, self.max_batch = run, device, max_batch
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    async def ask(self, texts: list[str]) -> list[dict]:
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((texts, future))
+        return await future
+
+    async def work(self):
+        while True:
+            jobs = [await self.queue.get()]
+            while not self.queue.empty() and sum(len(t) for t, _ in jobs) < self.max_batch:
+                jobs.append(self.queue.get_nowait())
+            texts = [t for ts, _ in jobs for t in ts]
+            try:
+                results = await asyncio.to_thread(predict.ask, self.run, texts, self.device)
+            except Exception as e:  # not expected; never leave a request waiting
+                for _, future in jobs:
+                    future.set_exception(e)
+                continue
+            start = 0
+            for ts, future in jobs:
+                future.set_result(results[start: start + len(ts)])
+                start += len(ts)
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | None = None) -> FastAPI:
+    max_len = max_input_len or 4 * run.task.max_input_len()
+    max_body = 1024 + max_inputs * (4 * max_len + 16)  # UTF-8 takes at most 4 bytes a character
+    batcher = Batcher(run, device, max(max_inputs, 64))
+
+    class PredictRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        inputs: list[Annotated[StrictStr, StringConstraints(max_length=max_len)]] = Field(min_length=1, max_length=max_inputs)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        worker = asyncio.create_task(batcher.work())
+        yield
+        worker.cancel()
+
+    app = FastAPI(title="bracket and arithmetic harness", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    def invalid(e: ValidationError) -> JSONResponse:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ())) or "body"
+        limit = f" (at most {max_inputs} inputs)" if first.get("type") == "too_long" and where == "inputs" else ""
+        return error(422, f"{where}: {first.get('msg')}{limit}")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return error(exc.status_code, str(exc.detail))
+
+    @app.post("/predict")
+    async def answer(request: Request):
+        """The body is read as JSON whatever its declared content type (curl -d sends a form type)."""
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > max_body:
+                return error(413, f"request body over {max_body} bytes (at most {max_inputs} inputs of {max_len} characters)")
+        try:
+            body = PredictRequest.model_validate(json.loads(raw))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            return error(400, f"malformed JSON: {str(e).splitlines()[0]}")
+        except ValidationError as e:
+            return invalid(e)
+        results = await batcher.ask(body.inputs)
+        bad = next((i for i, r in enumerate(results) if "error" in r), None)
+        if bad is not None:
+            return error(422, f"inputs.{bad}: {results[bad]['error']}")
+        out = {"outputs": [r["answer"] for r in results], "probabilities": [r["probability"] for r in results],
+               "warnings": [r["warnings"] for r in results]}
+        if all("latex" in r for r in results):
+            out["latex"] = [r["latex"] for r in results]
+        return out
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/model")
+    async def model():
+        m, c = run.metrics, run.config
+        return {"run": run.path, "arch": c["arch"], "task": run.task.name, "options": run.task.cfg.__dict__,
+                "budget": c.get("train", {}).get("budget"), "test_exact_match": m.get("test_em"),
+                "steps": m.get("steps"), "parameters": archs.n_params(run.model), "symbols": run.codec.symbols,
+                "max_inputs": max_inputs, "max_input_len": max_len}
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page():
+        example = run.task.sample(torch.Generator().manual_seed(0), 1)[0].input
+        title = f"{run.config['arch']} on {run.task.name}: {os.path.basename(run.path)}"
+        return PAGE.replace("{{title}}", html.escape(title)).replace("{{example}}", html.escape(example))
+
+    return app
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{title}}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body { font: 16px/1.5 system-ui, sans-serif; max-width: 40em; margin: 3em auto; padding: 0 1em; }
+ input { font: inherit; padding: .3em; width: 16em; } button { font: inherit; padding: .3em 1em; }
+ #answer { font-size: 1.6em; font-weight: bold; } .warn { color: #a60; } #error { color: #b00; }
+</style></head>
+<body>
+<h1>{{title}}</h1>
+<form id="form"><input id="problem" placeholder="{{example}}" autofocus autocomplete="off">
+<button id="ask" type="submit">Answer</button></form>
+<p><span id="answer"></span> <span id="probability"></span></p>
+<p id="latex"></p><ul id="warnings" class="warn"></ul><p id="error"></p>
+<script>
+const $ = (id) => document.getElementById(id);
+$("form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  for (const id of ["answer", "probability", "latex", "warnings", "error"]) $(id).textContent = "";
+  const problem = $("problem").value || $("problem").placeholder;
+  try {
+    const response = await fetch("/predict", {method: "POST", headers: {"Content-Type": "application/json"},
+                                              body: JSON.stringify({inputs: [problem]})});
+    const body = await response.json();
+    if (!response.ok) { $("error").textContent = body.error; return; }
+    $("answer").textContent = body.outputs[0] === "" ? "(nothing)" : body.outputs[0];
+    $("probability").textContent = "(" + (100 * body.probabilities[0]).toFixed(2) + "%)";
+    if (body.latex) $("latex").textContent = body.latex[0];
+    for (const w of body.warnings[0]) { const li = document.createElement("li"); li.textContent = w; $("warnings").append(li); }
+  } catch (e) { $("error").textContent = "no answer from the server: " + e; }
+});
+</script>
+</body></html>
+"""
+
+
+def port_free(host: str, port: int) -> str | None:
+    """None if host:port can be bound, else the reason."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
+def main(argv=None):
+    p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+               epilog=__doc__.split("\n", 2)[2])
+    p.add_argument("run", nargs="?", help="a run folder, e.g. models/gru_bracket_20261122_101500_1min")
+    p.add_argument("--latest", action="store_true", help="serve the newest run")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--max-inputs", type=int, default=256, help="most problems in one request (default 256)")
+    p.add_argument("--max-input-len", type=int, help="longest problem in characters (default: 4x the task's longest)")
+    p.add_argument("--models", default="models", help="where runs live (default models/)")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")
+    a = p.parse_args(argv)
+    try:
+        if not 0 < a.port < 65536:
+            raise RunError(f"port {a.port} is not between 1 and 65535")
+        if a.max_inputs < 1 or (a.max_input_len is not None and a.max_input_len < 1):
+            raise RunError("--max-inputs and --max-input-len must be at least 1")
+        device = pick_device(a.device)
+        run = load_run(pick_run(a.run, a.latest, a.models, "serve"), device)
+        if (reason := port_free(a.host, a.port)) is not None:
+            raise RunError(f"cannot listen on {a.host}:{a.port} ({reason}); choose another with --port or --host")
+    except RunError as e:
+        fail(str(e))
+    app = create_app(run, device, a.max_inputs, a.max_input_len)
+    print(f"serving {run.path} ({run.config['arch']}, {run.task.name}) at http://{a.host}:{a.port}/ "
+          "(Ctrl-C or SIGTERM stops it)", flush=True)
+    def stopped(*_):
+        print("stopped", flush=True)
+        sys.exit(0)
+
+    # uvicorn shuts down gracefully on SIGTERM and Ctrl-C, then raises the signal again: end quietly
+    signal.signal(signal.SIGTERM, stopped)
+    try:
+        uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False)
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""serve.py: the JSON API in-process, batching, a real server process, and the page in a real browser."""
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from fastapi.testclient import TestClient
+
+import predict
+import serve
+from conftest import ROOT, assert_one_line_error, run_cli
+from runs import load_run
+
+
+@pytest.fixture(scope="module")
+def client(trained_run):
+    _, run = trained_run
+    app = serve.create_app(load_run(run), "cpu", max_inputs=8)
+    with TestClient(app) as c:  # runs the lifespan: the batching worker
+        yield c
+
+
+def test_predict_health_model_and_page(client, trained_run):
+    r = client.post("/predict", json={"inputs": ["(((", "【{", "( ( ("]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["outputs"]) == 3 and body["outputs"][0] == body["outputs"][2], "typed spaces are read away"
+    assert all(0 < p <= 1 for p in body["probabilities"]) and body["warnings"] == [[], [], []] and "latex" not in body
+    local = predict.ask(load_run(trained_run[1]), ["(((", "【{"])
+    assert body["outputs"][:2] == [x["answer"] for x in local], "the same answers as predict.py"
+    assert client.get("/health").json() == {"status": "ok"}
+    m = client.get("/model").json()
+    assert m["arch"] == "gru" and m["task"] == "bracket" and m["budget"] == "3s" and 0 <= m["test_exact_match"] <= 1
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="problem"' in page.text and "<script>" in page.text
+    assert "http" not in page.text.replace("http-equiv", ""), "no external resources: nothing outside the machine"
+    r = client.post("/predict", json={"inputs": ["(" * 45]})
+    assert r.status_code == 200 and "length 45 is outside" in r.json()["warnings"][0][0]
+
+
+@pytest.mark.parametrize("body,status,reason", [
+    (b"{not json", 400, "malformed JSON"),
+    (b'{"inputs": "((("}', 422, "inputs: Input should be a valid list"),
+    (b"{}", 422, "inputs: Field required"),
+    (b'{"inputs": []}', 422, "inputs: List should have at least 1 item"),
+    (b'{"inputs": [3]}', 422, "inputs.0: Input should be a valid string"),
+    (b'{"inputs": ["(((", "12a"]}', 422, "inputs.1: '12a' has symbols this model does not know"),
+    (b'{"inputs": ["(]"]}', 422, "inputs.0: '(]' closes wrongly"),
+    (json.dumps({"inputs": ["(" * 500]}).encode(), 422, "inputs.0: String should have at most 240 characters"),
+    (json.dumps({"inputs": ["("] * 9}).encode(), 422, "(at most 8 inputs)"),
+    (b'{"inputs": ["("], "extra": 1}', 422, "extra: Extra inputs are not permitted"),
+    (b'[1, 2]', 422, "body: Input should be a valid dictionary"),
+    (b"\xff\xfe", 400, "malformed JSON"),
+    (json.dumps({"inputs": ["(" * 240] * 8}).encode() + b" " * 10_000, 413, "request body over"),
+])
+def test_bad_requests_are_4xx_with_one_line(client, body, status, reason):
+    r = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert reason in error and "\n" not in error, error
+
+
+def test_json_is_read_whatever_the_content_type(client):
+    r = client.post("/predict", content=b'{"inputs": ["((("]}', headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200 and len(r.json()["outputs"]) == 1
+
+
+def test_wrong_method_and_path_are_4xx(client):
+    assert client.get("/predict").status_code == 405 and "error" in client.get("/predict").json()
+    assert client.get("/nope").status_code == 404
+
+
+def test_concurrent_requests_share_a_forward_pass(trained_run, monkeypatch):
+    run = load_run(trained_run[1])
+    calls = []
+    real_ask = predict.ask
+    monkeypatch.setattr(predict, "ask", lambda r, texts, device: calls.append(len(texts)) or real_ask(r, texts, device))
+    inputs = ["(" * k for k in range(1, 11)]
+
+    async def scenario():
+        batcher = serve.Batcher(run, "cpu", 256)
+        worker = asyncio.create_task(batcher.work())
+        results = await asyncio.gather(*(batcher.ask([x]) for x in inputs))
+        worker.cancel()
+        return results
+
+    results = asyncio.run(scenario())
+    assert sum(calls) == 10 and len(calls) < 10, calls
+    assert [r[0]["answer"] for r in results] == [r["answer"] for r in real_ask(run, inputs, "cpu")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(cwd, run, port):
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "serve.py"), str(run), "--port", str(port)], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    end = time.time() + 60
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except (urllib.error.URLError, ConnectionError):
+            if proc.poll() is not None:
+                raise AssertionError(f"serve.py exited: {proc.stderr.read()}")
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("serve.py did not answer /health within 60 s")
+
+
+@pytest.fixture
+def server(trained_run):
+    cwd, run = trained_run
+    port = free_port()
+    proc = start_server(cwd, run, port)
+    yield proc, port
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_server_answers_and_stops_on_sigterm(server, trained_run):
+    proc, port = server
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=json.dumps({"inputs": ["((("]}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert len(json.load(r)["outputs"]) == 1
+    with pytest.raises(urllib.error.HTTPError) as e:  # a bad request over the wire: 4xx, one line
+        urllib.request.urlopen(urllib.request.Request(req.full_url, data=b"{", headers=req.headers), timeout=10)
+    assert e.value.code == 400 and json.load(e.value)["error"].startswith("malformed JSON")
+    p, _ = run_cli("serve.py", str(trained_run[1]), "--port", str(port), cwd=trained_run[0])  # the port is taken
+    assert_one_line_error(p)
+    assert f"cannot listen on 127.0.0.1:{port}" in p.stderr
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0, proc.stderr.read()
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "nothing listens after SIGTERM"
+
+
+def test_serve_errors(trained_run, tmp_path):
+    cwd, run = trained_run
+    for args in (["models/missing"], [str(run), "--port", "70000"], [str(run), "--device", "cuda:9"]):
+        p, _ = run_cli("serve.py", *args, cwd=cwd)
+        assert_one_line_error(p)
+    p, _ = run_cli("serve.py", cwd=tmp_path)
+    assert_one_line_error(p)
+
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def test_the_page_in_a_real_browser(server, trained_run):
+    """Type a problem into the page in headless Chromium, press the button, read the answer."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        reason = "Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; .ci/run installs them")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, port = server
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(f"http://127.0.0.1:{port}/")
+        driver.find_element(By.ID, "problem").send_keys("((【")
+        driver.find_element(By.ID, "ask").click()
+        WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "probability").text)
+        shown = driver.find_element(By.ID, "answer").text
+        probability = driver.find_element(By.ID, "probability").text
+        error = driver.find_element(By.ID, "error").text
+    finally:
+        driver.quit()
+    expected = predict.ask(load_run(trained_run[1]), ["((【"])[0]
+    assert error == "" and shown == (expected["answer"] or "(nothing)")
+    assert probability == f"({100 * expected['probability']:.2f}%)"
