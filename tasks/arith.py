@@ -2,7 +2,8 @@
 
 operands: each has 1..digits digits (the digit count uniform, so one- and two-digit operands
           come in every combination); with `negatives` each is negative with chance 1/4, with
-          `decimals` each has one decimal place with chance 1/4 (`4.7` counts two digits).
+          `decimals` each has one decimal place with chance 1/4 (`4.7` counts two digits,
+          `0.5` one: a lone leading zero is not counted; the tenths digit is never 0).
           Division is drawn so that the quotient is exact with at most two decimal places
           and the divisor is never zero.
 input:    `12*3`, `7/2`, `-4.5+(-3)` (a negative second operand is parenthesised).
@@ -74,8 +75,14 @@ class Arith:
         return self._with_digits(rng, k), k
 
     def _with_digits(self, rng, k):
-        x = rng.randint(0 if k == 1 else 10 ** (k - 1), 10**k - 1)
-        x = x if self.cfg.decimals and rng.random() < 0.25 else x * 10
+        """An operand written with exactly k digits (a lone leading zero not counted), in tenths."""
+        lo, hi = (0 if k == 1 else 10 ** (k - 1)), 10**k - 1
+        x = rng.randint(lo, hi)
+        if self.cfg.decimals and rng.random() < 0.25:
+            while x % 10 == 0:  # 35.0 would be written 35, one digit short: a decimal shows its tenths
+                x = rng.randint(lo, hi)
+        else:
+            x *= 10
         return -x if self.cfg.negatives and rng.random() < 0.25 else x
 
     def _pair(self, rng, op, ood):
@@ -105,9 +112,7 @@ class Arith:
             value = {"+": (a + b, 1), "-": (a - b, 1), "*": (a * b, 2), "/": ((a * 100) // b if b else 0, 2)}[op]
             A, B, V = num(a, 1), num(b, 1), num(*value)
             text = f"{A}{op}{B if b >= 0 else '(' + B + ')'}"
-            out.append(Example(text, self.answer(A, op, B, V), {
-                "op": op, "digits": f"{ka}x{kb}", "negative": a < 0 or b < 0,
-                "decimal": a % 10 != 0 or b % 10 != 0}))
+            out.append(Example(text, self.answer(A, op, B, V), meta_of(A, op, B)))
         return out
 
     def answer(self, a: str, op: str, b: str, value: str) -> str:
@@ -177,6 +182,12 @@ def parse(text: str) -> tuple[str, str, str]:
         raise BadInput(f"{text!r} is not a problem of this task: expected two numbers and one of + - * /, "
                        "e.g. 12*3, 7/2 or -4.5+(-3)")
     return m.group(1), m.group(2), m.group(3).strip("()")
+
+
+def meta_of(a: str, op: str, b: str) -> dict:
+    """The breakdown metadata of a problem, read off its text: op, digits (`2x1`), negative, decimal."""
+    return {"op": op, "digits": f"{digits(a)}x{digits(b)}", "negative": a.startswith("-") or b.startswith("-"),
+            "decimal": "." in a or "." in b}
 
 
 def latex(a: str, op: str, b: str, value: str) -> str:
