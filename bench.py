@@ -13,11 +13,16 @@ bench/results/README.md and its pictures are rebuilt after each run. Runs alread
 skipped, so an interrupted benchmark continues where it stopped. `--commit` commits the results
 after each run (a session can end at any time).
 """
+import signal
+import sys
+
+if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+
 import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pandas as pd
@@ -250,6 +255,7 @@ def git_commit(message):
 
 
 def main(argv=None):
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--quick", action="store_true", help="every architecture for 15s on bracket (a few minutes)")

@@ -14,21 +14,26 @@ every load.
 
     python dataset.py --task bracket          # writes data/<task>-<hash>/ and prints a summary
 """
+import signal
+import sys
+
+if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+
 import argparse
 import hashlib
 import json
 import os
 import shutil
-import sys
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 
 from codec import Batch, Codec
+from runs import TMP, clean_stale, tmp_dir
 from tasks import TASKS, DataError, Example, codec_of, make_task
 from tasks.arith import FORMATS
 
@@ -101,13 +106,14 @@ def _sha256(path) -> str:
 def prepare(spec: DataSpec, root="data") -> str:
     """Create the spec's data folder if it is missing (atomically) and return its path."""
     folder = spec.folder(root)
+    clean_stale(root)  # what killed processes left half-made
     if os.path.isdir(folder):
         return folder
     task = make_task(spec.task, spec.options)
     if spec.test_size < 1 or spec.val_size < 1 or spec.train_size < 1 or spec.ood_size < 1:
         raise DataError("every split needs at least one example")
     os.makedirs(root, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=root)
+    tmp = tmp_dir(root)
     try:
         hashes = {}
         for split, n in spec.sizes().items():
@@ -200,9 +206,10 @@ def load_batch(folder: str, split: str, codec: Codec) -> Batch:
     except ValueError as e:  # the run's codec lacks a symbol of this data
         raise DataError(f"{folder}/{split}.jsonl: {e}") from None
     try:
-        tmp = f"{cache}.{os.getpid()}.tmp"
-        save_file({"prompt": b.prompt, "prompt_len": b.prompt_len, "answer": b.answer, "answer_len": b.answer_len},
-                  tmp, metadata={"sha256": want})
+        tmp = os.path.join(folder, f"{TMP}{os.getpid()}-{split}.tokens.safetensors")
+        with open(tmp, "wb") as f:  # Python's I/O: a full disk is an OSError
+            f.write(safetensors_bytes({"prompt": b.prompt, "prompt_len": b.prompt_len, "answer": b.answer,
+                                       "answer_len": b.answer_len}, metadata={"sha256": want}))
         os.replace(tmp, cache)
     except OSError:  # a read-only data folder or a full disk: work without the cache
         if os.path.exists(tmp):
@@ -266,6 +273,7 @@ def summary(folder: str):
 
 
 def main(argv=None):
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from runs import Parser
     p = Parser(description="Write train/val/test/ood splits as JSON Lines and print a summary.")
     add_data_args(p)

@@ -12,10 +12,15 @@ down by the task's own metadata, on the test and the out-of-distribution split, 
 baselines. Results go to evaluation_result.txt (per problem, like the reference) and
 evaluation_summary.json in the run folder; a later evaluation gets a new number, never overwrites.
 """
+import signal
+import sys
+
+if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+
 import argparse
 import json
 import os
-import sys
 import time
 from collections import Counter
 
@@ -25,7 +30,7 @@ from rich.table import Table
 
 import dataset as D
 import layouts
-from runs import Parser, RunError, fail, list_runs, load_run, pick_device, pick_run, write_json, write_text
+from runs import Parser, RunError, clean_stale, fail, list_runs, load_run, pick_device, pick_run, write_json, write_text
 
 console = Console()
 
@@ -143,6 +148,7 @@ def next_free(path: str) -> str:
 def write_results(run, df, result):
     """evaluation_result.txt (per problem, like the reference project) and evaluation_summary.json,
     under the next free number; if either cannot be written, neither is left behind."""
+    clean_stale(run)  # temporary files of an evaluation that was killed
     txt = next_free(os.path.join(run, "evaluation_result.txt"))
     summary = txt.replace("evaluation_result", "evaluation_summary").replace(".txt", ".json")
     result["files"] = {"per_problem": txt, "summary": summary}
@@ -181,18 +187,23 @@ def show(result):
 
 
 def leaderboard(root="models"):
+    """Rank every run that loads by task and test exact match; list the runs that do not load
+    (damaged weights, an unknown architecture or task) apart, with the reason, never ranked."""
     runs = list_runs(root)
     if not runs:
         fail(f"no saved runs under {root}/; train one with: python train.py gru 1min")
-    df = pd.DataFrame(runs)
-    ood = []
+    usable, broken = [], []
     for r in runs:
+        try:
+            load_run(r["run"])
+        except RunError as e:
+            broken.append({"run": r["run"], "reason": str(e)})
+            continue
         s = latest_summary(r["run"])
-        ood.append(s["ood"]["exact_match"] if s else None)
-    df["ood_em"] = ood
-    df = df.sort_values(["task", "test_em"], ascending=[True, False])
+        usable.append({**r, "ood_em": s["ood"]["exact_match"] if s else None})
     cols = ["arch", "task", "budget", "test_em", "ood_em", "steps", "params", "wall_time", "run"]
-    df = df[cols]
+    df = pd.DataFrame(usable, columns=[*cols, "created"])
+    df = df.sort_values(["task", "test_em"], ascending=[True, False])[cols]
     t = Table(title=f"leaderboard ({len(df)} runs)")
     for c in cols:
         t.add_column(c)
@@ -200,9 +211,17 @@ def leaderboard(root="models"):
         t.add_row(*[f"{v:.2%}" if k.endswith("_em") and v is not None and v == v else
                     f"{v:.0f}" if isinstance(v, float) and v == v else str(v) for k, v in zip(cols, r)])
     console.print(t)
-    df.to_csv(os.path.join(root, "leaderboard.csv"), index=False)
-    with open(os.path.join(root, "leaderboard.md"), "w") as f:
-        f.write(df.to_markdown(index=False, floatfmt=".4f") + "\n")
+    md = df.to_markdown(index=False, floatfmt=".4f") + "\n"
+    if broken:
+        b = Table(title=f"not ranked: {len(broken)} runs that cannot be loaded")
+        b.add_column("run")
+        b.add_column("reason")
+        for r in broken:
+            b.add_row(r["run"], r["reason"])
+        console.print(b)
+        md += f"\nNot ranked (cannot be loaded):\n\n{pd.DataFrame(broken).to_markdown(index=False)}\n"
+    write_text(os.path.join(root, "leaderboard.csv"), df.to_csv(index=False))
+    write_text(os.path.join(root, "leaderboard.md"), md)
     console.print(f"written: {root}/leaderboard.csv, {root}/leaderboard.md")
 
 
@@ -218,6 +237,7 @@ def latest_summary(run):
 
 
 def main(argv=None):
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", nargs="?", help="a run folder, e.g. models/gru_bracket_20261122_101500_1min")
     p.add_argument("--latest", action="store_true", help="score the newest run")

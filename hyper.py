@@ -16,14 +16,18 @@ with `--storage postgresql://user@host:5432/db` and the same `--study` name on e
 processes with their own seed and `cores // workers` torch threads each. Heartbeats mark a
 killed worker's trial as failed and queue it again (RetryHeartbeatStaleTrialCallback).
 """
+import signal
+import sys
+
+if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+
 import argparse
 import multiprocessing as mp
 import os
 import platform
 import shutil
-import signal
-import sys
-import tempfile
+import threading
 import time
 import warnings
 from dataclasses import asdict
@@ -36,7 +40,7 @@ from rich.table import Table
 
 import archs
 import dataset as D
-from runs import Parser, RunError, fail
+from runs import Parser, RunError, clean_stale, fail, tmp_dir
 from train import BUDGET_HELP, DEFAULT_WARMUP, TrainConfig, parse_budget, train
 
 DEFAULT_STORAGE = "sqlite:///optuna_studies/studies.db"
@@ -156,9 +160,22 @@ def count(study, states) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grace):
+def watch_parent(parent: int, every: float = 1.0):
+    """A worker's guard: if the main process dies (even by SIGKILL, which it cannot pass on), the
+    worker is adopted by another parent; then it interrupts itself, like Ctrl-C, within a second."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every)
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
+
+
+def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grace, parent=None):
     """One worker process: runs trials until the study's time is spent or enough trials ran."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    if parent is not None:
+        watch_parent(parent)
     storage = open_storage(url, heartbeat, grace)
     study = optuna.load_study(study_name=study_name, storage=storage,
                               sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
@@ -176,6 +193,24 @@ def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grac
         pass
 
 
+def fail_stale(url, study_name, grace, dead_pids=()):
+    """Mark failed (and queue again, as the heartbeat callback does) the RUNNING trials whose worker
+    is gone: any of dead_pids on this host at once, others once their heartbeat is older than grace
+    (a worker elsewhere, sharing the study through PostgreSQL, may still be running its trial)."""
+    storage = open_storage(url, heartbeat=max(1, grace // 3), grace=grace)
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+    host = platform.node()
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if t.user_attrs.get("host") == host and t.user_attrs.get("pid") in dead_pids:
+            try:
+                if storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL):
+                    retry(study, storage.get_trial(t._trial_id))
+            except optuna.exceptions.UpdateFinishedTrialError:  # it finished after all
+                pass
+    optuna.storages.fail_stale_trials(study)
+
+
 def save_best(study) -> str | None:
     """Copy the best trial's run folder to optuna_studies/<study>/best/ (replaced atomically)."""
     try:
@@ -186,16 +221,22 @@ def save_best(study) -> str | None:
     if not run or not os.path.isdir(run):
         return None
     dest = os.path.join(STUDIES_DIR, study.study_name, "best")
-    tmp = tempfile.mkdtemp(prefix=".tmp-best-", dir=os.path.dirname(dest))
-    shutil.copytree(run, os.path.join(tmp, "run"))
-    with open(os.path.join(tmp, "run", "trial.txt"), "w") as f:
-        f.write(f"study {study.study_name}, trial {best.number}, val EM {best.value:.4f}, params {best.params}\n")
-    old = dest + ".old"
-    if os.path.exists(dest):
-        os.rename(dest, old)
-    os.rename(os.path.join(tmp, "run"), dest)
-    shutil.rmtree(old, ignore_errors=True)
-    shutil.rmtree(tmp, ignore_errors=True)
+    clean_stale(os.path.dirname(dest))
+    tmp = tmp_dir(os.path.dirname(dest))
+    try:
+        shutil.copytree(run, os.path.join(tmp, "run"))
+        with open(os.path.join(tmp, "run", "trial.txt"), "w") as f:
+            f.write(f"study {study.study_name}, trial {best.number}, val EM {best.value:.4f}, params {best.params}\n")
+        try:  # the previous best goes aside into our own folder, the new one takes its place
+            os.rename(dest, os.path.join(tmp, "old"))
+        except FileNotFoundError:
+            pass
+        os.rename(os.path.join(tmp, "run"), dest)
+    except OSError:  # another process saved the best at the same moment: theirs stays
+        if not os.path.isdir(dest):
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
@@ -233,10 +274,11 @@ def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, 
     deadline = time.time() + time_s
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=worker, args=(url, study_name, deadline, max_trials, threads, seed + i, heartbeat, grace))
-             for i in range(workers)]
+    procs = [ctx.Process(target=worker, args=(url, study_name, deadline, max_trials, threads, seed + i, heartbeat, grace,
+                                              os.getpid())) for i in range(workers)]
     for p in procs:
         p.start()
+    interrupted = False
     try:
         if console.is_terminal:
             with Live(status_table(study, deadline, workers), console=console, auto_refresh=False) as live:
@@ -252,6 +294,7 @@ def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, 
                 console.print(status_line(study, deadline))
         console.print(status_table(study, deadline, 0))
     except KeyboardInterrupt:
+        interrupted = True
         console.print("[yellow]stopping: the running trials are marked failed[/yellow]")
         for p in procs:  # a terminal's Ctrl-C reaches them already; `kill -INT <pid>` reaches only us
             if p.is_alive():
@@ -261,36 +304,41 @@ def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, 
         console.print(f"resume with: python hyper.py --resume --study {study_name}" + (f" --storage {url}" if url != DEFAULT_STORAGE else ""))
     for p in procs:
         p.join()
+    fail_stale(url, study_name, grace, dead_pids={p.pid for p in procs})
     best = save_best(study)
     if best:
         console.print(f"best trial {study.best_trial.number}: val EM {study.best_value:.2%}, params {study.best_trial.params}")
         console.print(f"saved as {best}; score it with: python evaluate.py {best}")
-    return study
+    return interrupted
 
 
 def trials_table(df, study_name) -> Table:
-    """The trials as a compact table: state, values, duration, then the tuned parameters."""
+    """The trials as a table that reads at 80 columns: state, values, duration, steps, then the
+    tuned settings in one column that wraps (trials.csv keeps every column)."""
     t = Table(title=f"{study_name}: {len(df)} trials")
+    for col in ("#", "state", "val EM", "test EM", "s", "steps", "settings"):
+        t.add_column(col, justify="left" if col in ("state", "settings") else "right", no_wrap=col != "settings")
+    pct = lambda v: "-" if v is None or v != v else f"{v:.1%}"  # noqa: E731
     params = [c for c in df.columns if c.startswith("params_")]
-    for col in ["#", "state", "val EM", "test EM", "seconds", "steps", *[c[len("params_"):] for c in params]]:
-        t.add_column(col, justify="left" if col == "state" else "right")
-    pct = lambda v: "-" if v != v or v is None else f"{v:.2%}"  # noqa: E731
     for _, r in df.iterrows():
-        cells = [str(r["number"]), str(r["state"]).replace("TrialState.", ""), pct(r["value"]),
-                 pct(r.get("user_attrs_test_em", float("nan"))), f"{r['duration'].total_seconds():.0f}" if r["duration"] == r["duration"] else "-",
-                 "-" if r.get("user_attrs_steps") != r.get("user_attrs_steps") else f"{r.get('user_attrs_steps', 0):.0f}"]
-        cells += [f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in params]
-        t.add_row(*cells)
+        steps = r.get("user_attrs_steps")
+        settings = " ".join(f"{c[len('params_'):]}={r[c]:.3g}" if isinstance(r[c], float) else f"{c[len('params_'):]}={r[c]}"
+                            for c in params if r[c] == r[c])
+        t.add_row(str(r["number"]), str(r["state"]).replace("TrialState.", ""), pct(r["value"]),
+                  pct(r.get("user_attrs_test_em", float("nan"))),
+                  f"{r['duration'].total_seconds():.0f}" if r["duration"] == r["duration"] else "-",
+                  "-" if steps is None or steps != steps else f"{steps:.0f}", settings)
     return t
 
 
-def report(url, study_name):
+def report(url, study_name, grace=30):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
     study = load_study(open_storage(url), study_name)
+    fail_stale(url, study_name, grace)
     df = study.trials_dataframe(attrs=("number", "value", "state", "duration", "params", "user_attrs"))
     if df.empty:
         raise StudyError(f"study {study_name!r} has no trials yet")
@@ -314,8 +362,10 @@ def report(url, study_name):
     console.print("written: " + ", ".join(written))
 
 
-def list_studies(url):
+def list_studies(url, grace=30):
     storage = open_storage(url)
+    for s in optuna.get_all_study_summaries(storage):  # a killed worker's trial is not left RUNNING
+        fail_stale(url, s.study_name, grace)
     summaries = optuna.get_all_study_summaries(storage)
     t = Table(title=f"studies in {url}")
     for c in ("#", "study", "arch", "task", "trial budget", "trials", "best val EM"):
@@ -384,7 +434,12 @@ def archs_resolve(text):
         raise ValueError(f"unknown architecture {text!r}; choose one of: {', '.join(archs.ARCHS)}.") from None
 
 
+def interrupt(*_):
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--arch", help=f"architecture to tune: {', '.join(archs.ARCHS)}")
@@ -402,14 +457,15 @@ def main(argv=None):
     p.add_argument("--grace", type=int, default=30, help="seconds without a heartbeat before a trial counts as dead")
     D.add_data_args(p)
     a = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupt)  # `kill` stops a study as Ctrl-C does: workers stop, trials closed
     try:
         if a.list:
-            list_studies(a.storage)
+            list_studies(a.storage, a.grace)
             return 0
         if a.report:
             if not a.study:
                 fail("--report needs --study NAME")
-            report(a.storage, a.study)
+            report(a.storage, a.study, a.grace)
             return 0
         if not a.arch and not a.resume:
             if not sys.stdin.isatty():
@@ -419,8 +475,9 @@ def main(argv=None):
         if not a.time:
             fail(f"--time is required ({BUDGET_HELP})")
         time_s = parse_budget(a.time)
-        if a.workers < 1:
-            fail("--workers must be at least 1")
+        cores = os.cpu_count() or 1
+        if not 1 <= a.workers <= cores:
+            fail(f"--workers must be between 1 and {cores} (the cores of this machine); each worker trains on its own core(s)")
         storage = open_storage(a.storage)
         if a.resume:
             if not a.study:
@@ -432,7 +489,8 @@ def main(argv=None):
             parse_budget(a.trial_budget)
             study = new_study(storage, arch, D.spec_from_args(a), a.trial_budget, a.study, a.seed)
             console.print(f"study {study.study_name} created in {a.storage}")
-        run_study(a.storage, study.study_name, time_s, a.workers, a.trials, a.seed, a.heartbeat, a.grace)
+        if run_study(a.storage, study.study_name, time_s, a.workers, a.trials, a.seed, a.heartbeat, a.grace):
+            return 130
     except (StudyError, ValueError, RunError, D.DataError) as e:
         fail(str(e))
     except KeyboardInterrupt:

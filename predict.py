@@ -15,9 +15,14 @@ LaTeX. A problem the run was not trained on (longer, deeper, more digits, anothe
 answered with a warning; one the codec or the task cannot take gets a one-line reason instead
 (exit code 2 when problems come as arguments or on standard input; the prompt goes on).
 """
+import signal
+import sys
+
+if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+
 import argparse
 import json
-import sys
 
 import torch
 from rich.console import Console
@@ -127,6 +132,7 @@ def positionals_last(argv: list[str]) -> list[str]:
 
 
 def main(argv=None):
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog=__doc__.split("\n", 2)[2])
     p.add_argument("run", nargs="?", help="a run folder, e.g. models/gru_bracket_20261122_101500_1min")

@@ -17,15 +17,19 @@ non-string, more than --max-inputs inputs, an input longer than --max-input-len,
 lacks or a problem the task cannot take (422). The body is read as JSON whatever its content type. Requests that arrive while the model is busy are answered together
 in one forward pass. Binds 127.0.0.1 unless --host says otherwise; Ctrl-C or SIGTERM stops it.
 """
+import signal
+import sys
+
+if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+
 import argparse
 import asyncio
 import contextlib
 import html
 import json
 import os
-import signal
 import socket
-import sys
 from typing import Annotated
 
 import torch
@@ -195,6 +199,7 @@ def port_free(host: str, port: int) -> str | None:
 
 
 def main(argv=None):
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog=__doc__.split("\n", 2)[2])
     p.add_argument("run", nargs="?", help="a run folder, e.g. models/gru_bracket_20261122_101500_1min")

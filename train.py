@@ -12,11 +12,16 @@ to a small share of it. Then the validation and test splits are scored and the r
 which takes a few seconds. The learning rate follows the budget: linear warm-up over the first
 `--warmup` share of the time, then cosine decay to zero when the time is spent.
 """
+import signal
+import sys
+
+if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+
 import argparse
 import math
 import os
 import re
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -29,7 +34,7 @@ import dataset as D
 import evaluate
 import layouts
 from codec import Batch
-from runs import (Parser, RunError, fail, load_optimizer_state, load_run, machine, new_run_dir, pick_device, read_json,
+from runs import (Parser, RunError, clean_stale, fail, load_optimizer_state, load_run, machine, new_run_dir, pick_device, read_json,
                   save_run_or_rescue, versions)
 from tasks import codec_of, make_task
 
@@ -282,6 +287,7 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
+    clean_stale(cfg.models_dir)  # hidden folders of runs killed while saving
     model, codec, task, prior = setup_model(cfg, device)
     data = load_data(cfg, codec, device)
     opt = make_optimizer(model, cfg, load_optimizer_state(cfg.resume) if cfg.resume else None)
@@ -393,6 +399,7 @@ def build_parser():
 
 
 def main(argv=None):
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     p = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) >= 2 and re.match(r"-\d", argv[1]):  # argparse would take `-1min` for an option

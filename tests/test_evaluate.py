@@ -128,3 +128,26 @@ def test_evaluate_on_a_full_disk_leaves_nothing_behind(trained_run, small_disk):
     assert_one_line_error(p)
     assert "No space left on device" in p.stderr
     assert sorted(os.listdir(full_disk / "run")) == before, "no partial or temporary file left"
+
+
+def test_leaderboard_lists_unusable_runs_apart(trained_run, tmp_path):
+    cwd, run = trained_run
+    root = tmp_path / "models"
+    shutil.copytree(run, root / "good")
+    shutil.copytree(run, root / "truncated")
+    weights = root / "truncated" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    shutil.copytree(run, root / "unknown_arch")
+    config = json.loads((root / "unknown_arch" / "config.json").read_text())
+    (root / "unknown_arch" / "config.json").write_text(json.dumps({**config, "arch": "mamba"}))
+    shutil.copytree(run, root / "null_arch")
+    (root / "null_arch" / "config.json").write_text(json.dumps({**config, "arch": None}))
+    p, _ = run_cli("evaluate.py", "--all", "--models", str(root), cwd=cwd, env={"COLUMNS": "200"})
+    assert p.returncode == 0, p.stderr
+    ranked = (root / "leaderboard.csv").read_text()
+    assert "good" in ranked and not any(x in ranked for x in ("truncated", "unknown_arch", "null_arch"))
+    assert "not ranked: 3 runs that cannot be loaded" in p.stdout
+    assert "mamba" in p.stdout and "is corrupt" in p.stdout and "Not ranked" in (root / "leaderboard.md").read_text()
+    p, _ = run_cli("evaluate.py", str(root / "null_arch"), cwd=cwd)
+    assert_one_line_error(p)
+    assert "arch is None" in p.stderr

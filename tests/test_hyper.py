@@ -57,8 +57,10 @@ def test_sqlite_study_with_two_workers_and_report(tmp_path):
     run_two_workers(tmp_path, url, "sq")
     p, _ = run_cli("evaluate.py", "optuna_studies/sq/best", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    p, _ = run_cli("hyper.py", "--report", "--study", "sq", "--storage", url, cwd=tmp_path)
+    p, _ = run_cli("hyper.py", "--report", "--study", "sq", "--storage", url, cwd=tmp_path, env={"COLUMNS": "80"})
     assert p.returncode == 0, p.stderr
+    assert all(len(line) <= 80 for line in p.stdout.splitlines()) and "lr=" in p.stdout and "batch_size=" in p.stdout
+    assert "…" not in p.stdout, "readable at 80 columns: no column cut to a character or two"
     out = tmp_path / "optuna_studies" / "sq"
     assert (out / "trials.csv").exists() and (out / "history.png").exists() and (out / "intermediate.png").exists()
     p, _ = run_cli("hyper.py", "--list", "--storage", url, cwd=tmp_path)
@@ -121,7 +123,9 @@ def test_killed_worker_leaves_no_running_trial(tmp_path):
     assert victim.state == S.RUNNING and set(victim.params) == set(hyper.default_params("gru")) - {"vocab_size"}
     os.kill(victim.user_attrs["pid"], signal.SIGKILL)  # the worker dies mid-trial
     first.wait(timeout=60)
-    time.sleep(4)  # past the grace period
+    study = optuna.load_study(study_name="hb", storage=url)
+    assert study.trials[victim.number].state == S.FAIL, "failed when the study ends, not left RUNNING"
+    assert study.get_trials(deepcopy=False, states=(S.WAITING,)), "and queued again"
     p, _ = run_cli("hyper.py", "--resume", "--time", "1min", "--trial-budget", "3s", "--trials", "2", *args,
                    cwd=tmp_path, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -133,9 +137,10 @@ def test_killed_worker_leaves_no_running_trial(tmp_path):
     assert not study.get_trials(deepcopy=False, states=(S.RUNNING, S.WAITING))
 
 
-def test_interrupt_stops_cleanly_and_resumes(tmp_path):
-    """SIGINT to the main process alone (as `kill -INT` sends it) stops its workers too; the
-    interrupted trials are closed, none stays RUNNING, and the study resumes."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_cleanly_and_resumes(tmp_path, sig):
+    """SIGINT (as `kill -INT` sends it) or SIGTERM to the main process alone stops its workers too;
+    the interrupted trials are closed, none stays RUNNING, it exits 130, and the study resumes."""
     url = f"sqlite:///{tmp_path}/studies.db"
     main = subprocess.Popen([sys.executable, os.path.join(ROOT, "hyper.py"), "--arch", "gru", *EASY, "--time", "5min",
                              "--trial-budget", "30s", "--workers", "2", "--storage", url, "--study", "ctrlc"],
@@ -151,8 +156,9 @@ def test_interrupt_stops_cleanly_and_resumes(tmp_path):
             break
     time.sleep(2)
     t = time.time()
-    main.send_signal(signal.SIGINT)
+    main.send_signal(sig)
     out, _ = main.communicate(timeout=60)
+    assert main.returncode == 130, out
     assert time.time() - t < 30, "workers stop at once, not when their 30s trials end"
     assert "Traceback" not in out and "resume with: python hyper.py --resume --study ctrlc" in out, out
     study = optuna.load_study(study_name="ctrlc", storage=url)
@@ -209,3 +215,69 @@ def test_prompts_in_a_terminal(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0, out
     [summary] = optuna.get_all_study_summaries(url)
     assert summary.study_name == "hyper_gru_bracket_1" and summary.n_trials >= 1
+
+
+def process_gone(pid) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in f)  # a zombie has stopped
+    except FileNotFoundError:
+        return True
+
+
+def test_workers_die_with_a_killed_main_process(tmp_path):
+    """SIGKILL of the main process cannot be passed on: the orphaned workers notice within seconds,
+    stop, and close their trials (they used to train on until the study's time ran out)."""
+    url = f"sqlite:///{tmp_path}/studies.db"
+    main = subprocess.Popen([sys.executable, os.path.join(ROOT, "hyper.py"), "--arch", "gru", *EASY, "--time", "5min",
+                             "--trial-budget", "1min", "--workers", "1", "--storage", url, "--study", "orphan"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker, end = None, time.time() + 90
+    while worker is None and time.time() < end:
+        time.sleep(0.5)
+        try:
+            running = optuna.load_study(study_name="orphan", storage=url).get_trials(deepcopy=False, states=(S.RUNNING,))
+        except KeyError:
+            continue
+        worker = running[0].user_attrs.get("pid") if running else None
+    assert worker is not None, "no trial started"
+    main.kill()
+    main.wait()
+    end = time.time() + 30
+    while not process_gone(worker) and time.time() < end:
+        time.sleep(0.5)
+    assert process_gone(worker), "the worker outlived its main process"
+    assert not optuna.load_study(study_name="orphan", storage=url).get_trials(deepcopy=False, states=(S.RUNNING,))
+
+
+def test_save_best_from_two_processes_at_once(tmp_path, monkeypatch):
+    """Processes replacing optuna_studies/<study>/best at the same moment: no error, one complete
+    best/ folder, nothing hidden left behind (two at once used to fail with 'Directory not empty')."""
+    import multiprocessing as mp
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/studies.db"
+    import dataset as D
+    study = hyper.new_study(hyper.open_storage(url), "gru", D.DataSpec("bracket", {"max_len": 8, "max_depth": 4}, 3000, 100, 200, 100),
+                            "2s", "race", seed=0)
+    hyper.worker(url, "race", time.time() + 60, 1, 2, 0, None, None)
+    procs = [mp.get_context("fork").Process(target=save_best_many, args=(url,)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * 4
+    folder = tmp_path / "optuna_studies" / "race"
+    assert sorted(os.listdir(folder)) == ["best", "trials"] and (folder / "best" / "model.safetensors").exists()
+
+
+def save_best_many(url):
+    study = optuna.load_study(study_name="race", storage=url)
+    for _ in range(100):
+        hyper.save_best(study)
+
+
+def test_too_many_workers_is_refused(tmp_path):
+    p, _ = run_cli("hyper.py", "--arch", "gru", "--time", "1min", "--workers", "99", "--storage",
+                   f"sqlite:///{tmp_path}/a.db", cwd=tmp_path)
+    assert_one_line_error(p)
+    assert f"between 1 and {os.cpu_count()}" in p.stderr and not (tmp_path / "a.db").exists()

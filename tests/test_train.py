@@ -205,3 +205,35 @@ def test_progress_never_shows_negative_time_left():
     from train import Loop, TrainConfig
     loop = Loop(TrainConfig(arch="gru", budget="10s"), 10.0)
     assert loop.info(12.4).endswith("12s / 0s left")
+
+
+def test_ctrl_c_during_the_imports_is_quiet(tmp_path):
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), "gru", "1min"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    time.sleep(0.4)  # torch and friends take a second or more to import
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+
+
+def test_leftovers_of_killed_processes_are_cleaned_and_folders_follow_the_umask(tmp_path):
+    """Hidden folders that a kill left in models/ and data/ go at the next start, unless their
+    process still runs; run and data folders get the user's umask, not 0700."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "data").mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = [tmp_path / "models" / f".tmp-{dead.pid}-abc", tmp_path / "data" / f".tmp-{dead.pid}-def"]
+    live = tmp_path / "models" / f".tmp-{os.getpid()}-ghi"
+    for d in (*stale, live):
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"half")
+    p, _ = run_cli("train.py", "gru", "1s", *SMALL, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert not any(d.exists() for d in stale) and live.exists(), "only what no live process owns is removed"
+    [run] = visible_runs(tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (os.stat(tmp_path / "models" / run).st_mode & 0o777) == 0o777 & ~umask
+    [data] = os.listdir(tmp_path / "data")
+    assert (os.stat(tmp_path / "data" / data).st_mode & 0o777) == 0o777 & ~umask
