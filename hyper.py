@@ -23,6 +23,7 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 with
     signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
 
 import argparse
+import errno
 import multiprocessing as mp
 import os
 import platform
@@ -113,7 +114,8 @@ def study_settings(study) -> dict:
 def default_params(arch: str) -> dict:
     """The architecture's default configuration, as search-space parameters (for trial 0)."""
     mod = archs.ARCHS[arch]
-    model = {k: v for k, v in asdict(mod.Config()).items() if k not in ("vocab_size", "n_slots")}  # set by the task
+    model = {k: v for k, v in asdict(mod.Config()).items()
+             if k not in ("vocab_size", "n_slots", "digit_ids", "point_id", "places")}  # set by the task and its codec
     return {**model, "warmup": DEFAULT_WARMUP, **mod.TRAIN_DEFAULTS}
 
 
@@ -188,7 +190,11 @@ def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grac
         while time.time() + trial_s + 10 < deadline:
             if max_trials and count(study, (S.COMPLETE, S.PRUNED, S.FAIL, S.RUNNING)) >= max_trials:
                 break
-            study.optimize(objective, n_trials=1, catch=(RunError, D.DataError, RuntimeError))
+            try:
+                study.optimize(objective, n_trials=1, catch=(RunError, D.DataError, RuntimeError))
+            except ValueError as e:  # two workers popped the same queued trial (SQLite has no row locks)
+                if "Cannot tell" not in str(e):  # and the other one finished it first: nothing is lost
+                    raise
     except KeyboardInterrupt:
         pass
 
@@ -232,8 +238,8 @@ def save_best(study) -> str | None:
         except FileNotFoundError:
             pass
         os.rename(os.path.join(tmp, "run"), dest)
-    except OSError:  # another process saved the best at the same moment: theirs stays
-        if not os.path.isdir(dest):
+    except OSError as e:  # another process put its best in place between our two renames: theirs stays
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -257,7 +257,7 @@ def test_save_best_from_two_processes_at_once(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path}/studies.db"
     import dataset as D
-    study = hyper.new_study(hyper.open_storage(url), "gru", D.DataSpec("bracket", {"max_len": 8, "max_depth": 4}, 3000, 100, 200, 100),
+    hyper.new_study(hyper.open_storage(url), "gru", D.DataSpec("bracket", {"max_len": 8, "max_depth": 4}, 3000, 100, 200, 100),
                             "2s", "race", seed=0)
     hyper.worker(url, "race", time.time() + 60, 1, 2, 0, None, None)
     procs = [mp.get_context("fork").Process(target=save_best_many, args=(url,)) for _ in range(4)]
