@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import time
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import torch
@@ -38,19 +39,31 @@ RESULTS = os.path.join("bench", "results")
 RUNS_DIR = os.path.join("bench", "runs")
 ALL = list(archs.ARCHS)
 
-# name: (task, options, budget, seeds, what it measures)
+@dataclass
+class Preset:
+    task: str
+    options: dict
+    budget: str
+    seeds: list
+    goal: str  # what it measures, and the target
+    settings: dict = field(default_factory=dict)  # TrainConfig overrides for every architecture ("model": {...} too)
+    ood2: dict = field(default_factory=dict)  # a second OOD range each run is also scored on (evaluate.py --ood-...)
+
+
 PRESETS = {
-    "bracket-1min": ("bracket", {}, "1min", [0, 1, 2], "bracket closing, inputs 1..30: every architecture >= 99%, best >= 99.9%"),
-    "bracket-10min": ("bracket", {}, "10min", [0], "bracket closing: every architecture >= 99.9%; OOD 31..60: best >= 99%"),
-    "arith-addsub-10min": ("arith", {"ops": "+-", "digits": 3, "format": "reversed"}, "10min", [0],
-                           "+ and - up to 3 digits, reversed answers: best >= 99%"),
-    "arith-beginner-10min": ("arith", {"ops": "+-*/", "digits": 2, "negatives": True, "decimals": True}, "10min", [0],
-                             "four operations, 1-2 digits, negatives, decimals: best >= 99%"),
+    "bracket-1min": Preset("bracket", {}, "1min", [0, 1, 2], "bracket closing, inputs 1..30: every architecture >= 99%, best >= 99.9%"),
+    "bracket-10min": Preset("bracket", {}, "10min", [0], "bracket closing: every architecture >= 99.9%; OOD 31..60: best >= 99%; "
+                            "OOD2 61..120: best >= 95%", ood2={"ood_min_len": 61, "ood_max_len": 120}),
+    "arith-addsub-10min": Preset("arith", {"ops": "+-", "digits": 3, "format": "reversed"}, "10min", [0],
+                                 "+ and - up to 3 digits, reversed answers: best >= 99%; OOD (4 digits) best >= 90%; "
+                                 "OOD2: 5-6 digits", ood2={"ood_min_digits": 5, "ood_max_digits": 6}),
+    "arith-beginner-10min": Preset("arith", {"ops": "+-*/", "digits": 2, "negatives": True, "decimals": True}, "10min", [0],
+                                   "four operations, 1-2 digits, negatives, decimals: best >= 99%"),
 }
-QUICK = {"quick-bracket-15s": ("bracket", {}, "15s", [0], "smoke test")}
-COLUMNS = ["preset", "arch", "budget", "seed", "test_em", "ood_em", "steps", "samples_per_s", "params",
+QUICK = {"quick-bracket-15s": Preset("bracket", {}, "15s", [0], "smoke test")}
+COLUMNS = ["preset", "arch", "budget", "seed", "test_em", "ood_em", "ood2_em", "steps", "samples_per_s", "params",
            "peak_share", "wall_time", "train_time", "val_time", "cpu_per_wall", "load_start", "load_end",
-           "matmul_gflops", "run", "date", "torch", "config", "groups"]
+           "matmul_gflops", "device", "run", "date", "torch", "config", "groups"]
 
 
 def matmul_peak(seconds=2.0, n=1024) -> float:
@@ -67,7 +80,12 @@ def matmul_peak(seconds=2.0, n=1024) -> float:
 
 def load_results() -> pd.DataFrame:
     path = os.path.join(RESULTS, "runs.csv")
-    return pd.read_csv(path) if os.path.exists(path) else pd.DataFrame(columns=COLUMNS)
+    if not os.path.exists(path):
+        return pd.DataFrame(columns=COLUMNS)
+    df = pd.read_csv(path)
+    if "device" not in df:  # rows from before the column: every one of them ran on the CPU
+        df["device"] = "cpu"
+    return df.reindex(columns=[*COLUMNS, *(c for c in df.columns if c not in COLUMNS)])
 
 
 def save_results(df):
@@ -77,19 +95,27 @@ def save_results(df):
     os.replace(tmp, os.path.join(RESULTS, "runs.csv"))
 
 
-def run_cell(preset, task, options, arch, budget, seed, threads) -> dict:
-    spec = D.DataSpec(task, options or None)
+def run_cell(name, p: Preset, arch, seed, threads) -> dict:
     peak = matmul_peak()
-    m = train(TrainConfig(arch=arch, budget=budget, data=spec, seed=seed, threads=threads, models_dir=RUNS_DIR))
+    overrides = {k: v for k, v in p.settings.items() if k != "model"}
+    m = train(TrainConfig(arch=arch, budget=p.budget, data=D.DataSpec(p.task, p.options or None), model=dict(p.settings.get("model", {})),
+                          seed=seed, threads=threads, models_dir=RUNS_DIR, **overrides))
     ev = evaluate.evaluate_run(m["run"], m["device"])
-    return {"preset": preset, "arch": arch, "budget": budget, "seed": seed, "test_em": ev["test"]["exact_match"],
-            "ood_em": ev["ood"]["exact_match"], "steps": m["steps"], "samples_per_s": m["samples_per_s"],
+    ev2 = evaluate.evaluate_run(m["run"], m["device"], p.ood2) if p.ood2 else None
+    return {"preset": name, "arch": arch, "budget": p.budget, "seed": seed, "test_em": ev["test"]["exact_match"],
+            "ood_em": ev["ood"]["exact_match"], "ood2_em": ev2["ood"]["exact_match"] if ev2 else None,
+            "steps": m["steps"], "samples_per_s": m["samples_per_s"],
             "params": m["params"], "peak_share": m["train_flops_estimate"] / max(1e-9, m["train_time"]) / (peak * 1e9),
             "wall_time": m["wall_time"], "train_time": m["train_time"], "val_time": m["val_time"],
             "cpu_per_wall": m["cpu_time_per_wall"], "load_start": m["loadavg_start"][0], "load_end": m["loadavg_end"][0],
-            "matmul_gflops": peak, "run": m["run"], "date": m["created"], "torch": versions()["torch"],
-            "config": json.dumps(settings(m["run"]), separators=(",", ":")),
-            "groups": json.dumps(groups(ev), separators=(",", ":"))}
+            "matmul_gflops": peak, "device": device_name(m["device"]), "run": m["run"], "date": m["created"],
+            "torch": versions()["torch"], "config": json.dumps(settings(m["run"]), separators=(",", ":")),
+            "groups": json.dumps({**groups(ev), **({"ood2": groups(ev2)["ood"]} if ev2 else {})}, separators=(",", ":"))}
+
+
+def device_name(device: str) -> str:
+    """`cpu`, or the GPU's name (`cuda: NVIDIA H100 80GB HBM3`)."""
+    return f"cuda: {torch.cuda.get_device_name(torch.device(device))}" if device.startswith("cuda") else device
 
 
 def settings(run) -> dict:
@@ -112,7 +138,8 @@ def groups(ev) -> dict:
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     g = df.groupby(["preset", "arch"], sort=False)
     out = g.agg(runs=("test_em", "size"), test_em_median=("test_em", "median"), test_em_min=("test_em", "min"),
-                test_em_max=("test_em", "max"), ood_em=("ood_em", "median"), steps=("steps", "median"),
+                test_em_max=("test_em", "max"), ood_em=("ood_em", "median"), ood2_em=("ood2_em", "median"),
+                steps=("steps", "median"),
                 samples_per_s=("samples_per_s", "median"), peak_share=("peak_share", "median"),
                 cpu_per_wall=("cpu_per_wall", "median"), load=("load_start", "median")).reset_index()
     return out
@@ -195,6 +222,7 @@ def row_groups(r) -> dict | None:
 
 def report(df: pd.DataFrame, presets: dict):
     os.makedirs(RESULTS, exist_ok=True)
+    df = df.reindex(columns=list(dict.fromkeys([*COLUMNS, *df.columns])))  # rows from before a column: empty
     pics = plots(df)
     mach = machine()
     lines = ["# Benchmark results", "",
@@ -206,11 +234,15 @@ def report(df: pd.DataFrame, presets: dict):
              "`cpu/wall` and `load` show how busy the machine was.", ""]
     table = summary_table(df)
     for preset, g in table.groupby("preset", sort=False):
-        goal = presets.get(preset, PRESETS.get(preset, QUICK.get(preset, ("", {}, "", [], ""))))[4]
+        known = presets.get(preset) or PRESETS.get(preset) or QUICK.get(preset)
+        goal = known.goal if known else ""
         lines += [f"## {preset}", "", f"Target: {goal}", ""]
         show = g.drop(columns=["preset"]).copy()
-        for c in ("test_em_median", "test_em_min", "test_em_max", "ood_em", "peak_share"):
-            show[c] = show[c].map(lambda v: f"{v:.2%}")
+        if show["ood2_em"].isna().all():
+            show = show.drop(columns=["ood2_em"])
+        for c in ("test_em_median", "test_em_min", "test_em_max", "ood_em", "ood2_em", "peak_share"):
+            if c in show:
+                show[c] = show[c].map(lambda v: "-" if v != v else f"{v:.2%}")
         for c in ("steps", "samples_per_s"):
             show[c] = show[c].map(lambda v: f"{v:.0f}")
         for c in ("cpu_per_wall", "load"):
@@ -281,20 +313,20 @@ def main(argv=None):
     except ValueError as e:
         p.error(str(e))
     if a.budget:
-        presets = {k: (task, opts, a.budget, seeds, goal) for k, (task, opts, _, seeds, goal) in presets.items()}
+        presets = {k: replace(p, budget=a.budget) for k, p in presets.items()}
     df = load_results()
     if a.report:
         report(df, presets)
         return 0
-    cells = [(name, task, opts, arch, budget, seed) for name, (task, opts, budget, seeds, _) in presets.items()
-             for seed in seeds for arch in arch_list]
+    cells = [(name, p, arch, seed) for name, p in presets.items() for seed in p.seeds for arch in arch_list]
     done = {(r.preset, r.arch, r.budget, int(r.seed)) for r in df.itertuples()}
-    todo = [c for c in cells if (c[0], c[3], c[4], c[5]) not in done]
-    total = sum(parse_budget(c[4]) for c in todo)
+    todo = [c for c in cells if (c[0], c[2], c[1].budget, c[3]) not in done]
+    total = sum(parse_budget(c[1].budget) for c in todo)
     print(f"{len(cells) - len(todo)} of {len(cells)} runs done; {len(todo)} to go, about {total / 60:.0f} min of training")
-    for i, (name, task, opts, arch, budget, seed) in enumerate(todo, 1):
+    for i, (name, p, arch, seed) in enumerate(todo, 1):
+        budget = p.budget
         print(f"[{i}/{len(todo)}] {name} {arch} {budget} seed {seed}", flush=True)
-        row = run_cell(name, task, opts, arch, budget, seed, a.threads)
+        row = run_cell(name, p, arch, seed, a.threads)
         df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
         save_results(df)
         report(df, presets)

@@ -66,6 +66,11 @@ class Codec:
         """A short fingerprint of the tokens, for file names and cache tags."""
         return hashlib.sha256(json.dumps(self.tokens, ensure_ascii=False).encode()).hexdigest()[:12]
 
+    def number_ids(self) -> tuple[list[int], int]:
+        """The ids of the digit symbols and of the decimal point (-1 if none): what a model's digit
+        place embeddings look for."""
+        return [i for i, t in enumerate(self.tokens) if t.isdigit() and len(t) == 1], self.stoi.get(".", -1)
+
     def __len__(self):
         return len(self.tokens)
 

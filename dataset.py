@@ -233,6 +233,8 @@ def add_data_args(p: argparse.ArgumentParser):
     g.add_argument("--negatives", action="store_true", default=None, help="arith: include negative operands")
     g.add_argument("--decimals", action="store_true", default=None, help="arith: include one-decimal operands")
     g.add_argument("--format", choices=FORMATS, help="arith: answer format (default plain)")
+    g.add_argument("--ood-min-digits", type=int, help="arith: fewest digits of the OOD split's longer operand (default digits+1)")
+    g.add_argument("--ood-max-digits", type=int, help="arith: most digits of the OOD split's longer operand (default digits+1)")
     for split, n in DEFAULT_SIZES.items():
         g.add_argument(f"--{split}-size", type=int, default=n, help=f"examples in the {split} split (default {n})")
     g.add_argument("--data-seed", type=int, default=0, help="seed of the data splits (default 0)")
@@ -241,7 +243,7 @@ def add_data_args(p: argparse.ArgumentParser):
 
 def spec_from_args(a) -> DataSpec:
     names = {"bracket": ["min_len", "max_len", "max_depth", "kinds", "ood_min_len", "ood_max_len"],
-             "arith": ["ops", "digits", "negatives", "decimals", "format"]}
+             "arith": ["ops", "digits", "negatives", "decimals", "format", "ood_min_digits", "ood_max_digits"]}
     if a.task not in TASKS:
         raise DataError(f"unknown task {a.task!r}; choose one of: {', '.join(TASKS)}")
     options = {k: getattr(a, k) for k in names[a.task] if getattr(a, k) is not None}

@@ -30,6 +30,7 @@ from rich.table import Table
 
 import dataset as D
 import layouts
+from onnxrun import RUNTIMES
 from runs import Parser, RunError, clean_stale, fail, list_runs, load_run, pick_device, pick_run, write_json, write_text
 
 console = Console()
@@ -115,14 +116,22 @@ def summarize(df: pd.DataFrame) -> dict:
             "edit_distance": float(df["edit_dist"].mean()), "n": len(df)}
 
 
-def evaluate_run(path, device="auto") -> dict:
+def evaluate_run(path, device="auto", ood: dict | None = None, runtime="torch") -> dict:
     """Score a run on its test and OOD splits, write evaluation_result.txt (every problem) and
-    evaluation_summary.json (numbered, never overwritten; both or neither) and return the summary."""
+    evaluation_summary.json (numbered, never overwritten; both or neither) and return the summary.
+    ood: other values of the task's ood_* options, to score the run on another OOD range (the
+    train, validation and test splits do not depend on them, so they stay those it trained with)."""
     device = pick_device(device) if isinstance(device, str) else device
-    run = load_run(path, device)
+    run = load_run(path, device, runtime)
     spec = D.DataSpec(**run.config["data"])
+    if ood:
+        if any(not k.startswith("ood_") for k in ood):
+            raise RunError(f"only the OOD split can change for a trained run, not {sorted(k for k in ood if not k.startswith('ood_'))}")
+        spec = D.DataSpec(**{**run.config["data"], "options": {**(spec.options or {}), **ood}})
+        D.make_task(spec.task, spec.options)  # a bad range fails here, in one line
     folder = D.prepare(spec, run.config.get("data_dir", "data"))
-    result = {"run": path, "arch": run.config["arch"], "task": spec.task, "data": folder,
+    result = {"run": path, "arch": run.config["arch"], "task": spec.task, "data": folder, "ood_options": ood or {},
+              "runtime": runtime,
               "test_sha256": D.read_meta(folder)["sha256"]["test"], "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     frames = {}
     t0 = time.time()
@@ -164,13 +173,22 @@ def write_results(run, df, result):
         raise
 
 
+def ood_name(options):
+    """'ood' and the ranges asked for, e.g. {'ood_min_len': 61, 'ood_max_len': 70} -> 'ood len 61..70'."""
+    lo = {k[8:]: v for k, v in options.items() if k.startswith("ood_min_")}
+    hi = {k[8:]: v for k, v in options.items() if k.startswith("ood_max_")}
+    return " ".join(["ood"] + [f"{n} {lo.get(n, '')}..{hi.get(n, '')}" for n in sorted(lo.keys() | hi.keys())])
+
+
 def show(result):
-    t = Table(title=f"{result['run']}  ({result['arch']}, {result['task']})")
+    runtime = "" if result.get("runtime", "torch") == "torch" else f", {result['runtime']} runtime"
+    t = Table(title=f"{result['run']}  ({result['arch']}, {result['task']}{runtime})")
     for c in ("split", "exact match", "token accuracy", "edit distance", "n"):
         t.add_column(c, justify="right" if c != "split" else "left")
+    ood_label = ood_name(result.get("ood_options", {}))
     for split in ("test", "ood"):
         r = result[split]
-        t.add_row(split, f"{r['exact_match']:.2%}", f"{r['token_accuracy']:.2%}", f"{r['edit_distance']:.3f}", str(r["n"]))
+        t.add_row(split if split == "test" else ood_label, f"{r['exact_match']:.2%}", f"{r['token_accuracy']:.2%}", f"{r['edit_distance']:.3f}", str(r["n"]))
     for name, v in result["baselines"].items():
         t.add_row(f"baseline: {name}", f"{v:.2%}", "", "", "")
     console.print(t)
@@ -244,7 +262,15 @@ def main(argv=None):
     p.add_argument("--all", action="store_true", help="leaderboard of every saved run")
     p.add_argument("--models", default="models", help="where runs live (default models/)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--runtime", default="torch", choices=RUNTIMES, help="torch, or the run's export run by onnxruntime: "
+                   "onnx, int8 (python export.py first)")
+    g = p.add_argument_group("another OOD range for the run's task (train, validation and test stay its own)")
+    for flag, what in (("--ood-min-len", "bracket: shortest OOD input"), ("--ood-max-len", "bracket: longest OOD input"),
+                       ("--ood-min-digits", "arith: fewest digits of the longer OOD operand"),
+                       ("--ood-max-digits", "arith: most digits of the longer OOD operand")):
+        g.add_argument(flag, type=int, help=what)
     a = p.parse_args(argv)
+    ood = {k: v for k, v in vars(a).items() if k.startswith("ood_") and v is not None}
     try:
         device = pick_device(a.device)
         if a.all:
@@ -252,7 +278,7 @@ def main(argv=None):
         if not (a.run or a.latest or sys.stdin.isatty()):
             p.print_usage(sys.stderr)
             fail("give a run folder, --latest or --all (no terminal to ask on)")
-        result = evaluate_run(pick_run(a.run, a.latest, a.models, "evaluate"), device)
+        result = evaluate_run(pick_run(a.run, a.latest, a.models, "evaluate"), device, ood, a.runtime)
         show(result)
     except (RunError, D.DataError) as e:
         fail(str(e))

@@ -30,6 +30,7 @@ from rich.markup import escape
 
 import evaluate
 from codec import UnknownSymbols
+from onnxrun import RUNTIMES
 from runs import Parser, RunError, fail, load_run, pick_device, pick_run
 from tasks import BadInput
 
@@ -111,7 +112,7 @@ def prompt_loop(run, device):
         show(ask(run, [text], device)[0])
 
 
-VALUED = ("--models", "--device")  # the options that take a value
+VALUED = ("--models", "--device", "--runtime")  # the options that take a value
 
 
 def positionals_last(argv: list[str]) -> list[str]:
@@ -140,14 +141,16 @@ def main(argv=None):
     p.add_argument("--latest", action="store_true", help="ask the newest run")
     p.add_argument("--json", action="store_true", help="print JSON Lines: one object per problem")
     p.add_argument("--models", default="models", help="where runs live (default models/)")
-    p.add_argument("--device", default="cpu", help="cpu (default: answers one at a time are fastest there) | auto | cuda")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")
+    p.add_argument("--runtime", default="torch", choices=RUNTIMES, help="torch, or the run's export run by onnxruntime: "
+                   "onnx, int8 (python export.py first)")
     a = p.parse_args(positionals_last(sys.argv[1:] if argv is None else argv))
     if a.latest and a.run:  # with --latest every positional is a problem
         a.problems, a.run = [a.run, *a.problems], None
     try:
         device = pick_device(a.device)
         path = pick_run(a.run, a.latest, a.models, "ask")
-        run = load_run(path, device)
+        run = load_run(path, device, a.runtime)
         if a.problems:
             return 2 if emit(ask(run, a.problems, device), a.json, one_per_line=False) else 0
         if not sys.stdin.isatty():

@@ -6,6 +6,7 @@
         optimizer.pt       optimizer state for --resume (loaded with weights_only=True)
         metrics.json       test exact match, steps, samples, times, seed, versions, machine load
         curve.csv          the training curve
+        adapters.safetensors   (LoRA runs) the adapters, already folded into model.safetensors
 
 A folder is written under a hidden temporary name and renamed into place in one step, so an
 interrupted write leaves no half-written run; nothing existing is ever overwritten.
@@ -187,15 +188,19 @@ def load_weights(model, path):
             own[name].copy_(t)
 
 
-def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str):
+def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str, adapters: dict | None = None):
     """Write a complete run folder in one atomic rename, at `path` or, if that name was taken
-    meanwhile, at `path_2`, `path_3`, ...; returns the folder written. Never replaces a folder."""
+    meanwhile, at `path_2`, `path_3`, ...; returns the folder written. Never replaces a folder.
+    adapters: LoRA tensors to keep beside the (merged) weights, as adapters.safetensors."""
     parent = os.path.dirname(path) or "."
     os.makedirs(parent, exist_ok=True)
     tmp = tmp_dir(parent)
     try:
         with open(os.path.join(tmp, "model.safetensors"), "wb") as f:  # Python's I/O: a full disk is an OSError
             f.write(safetensors_bytes(weights_of(model)))
+        if adapters:
+            with open(os.path.join(tmp, "adapters.safetensors"), "wb") as f:
+                f.write(safetensors_bytes(adapters))
         if optimizer is not None:
             torch.save(optimizer.state_dict(), os.path.join(tmp, "optimizer.pt"))
         write_json(os.path.join(tmp, "config.json"), config)
@@ -218,19 +223,19 @@ def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str
 RESCUE_DIR = os.path.join(tempfile.gettempdir(), "harness-rescue")
 
 
-def save_run_or_rescue(path, model, optimizer, config, metrics, curve_csv, ask=None) -> tuple[str, str | None]:
+def save_run_or_rescue(path, model, optimizer, config, metrics, curve_csv, ask=None, adapters=None) -> tuple[str, str | None]:
     """save_run at path; when that fails (disk full, no permission), the same run under
     RESCUE_DIR, then in each folder ask(problem) names until one works or it answers nothing.
     Returns (folder written, None) or (folder written elsewhere, the one-line problem with path).
     RunError when nothing could be written: only then is the trained model lost."""
     try:
-        return save_run(path, model, optimizer, config, metrics, curve_csv), None
+        return save_run(path, model, optimizer, config, metrics, curve_csv, adapters), None
     except OSError as e:
         problem = f"could not write {path} ({e.strerror or e})"
     dest = os.path.join(RESCUE_DIR, os.path.basename(path))
     while True:
         try:
-            return save_run(dest, model, optimizer, config, metrics, curve_csv), problem
+            return save_run(dest, model, optimizer, config, metrics, curve_csv, adapters), problem
         except OSError as e:
             problem += f", nor {dest} ({e.strerror or e})"
         answer = ask(problem) if ask else None
@@ -264,9 +269,10 @@ class Run:
     metrics: dict
 
 
-def load_run(path, device="cpu") -> Run:
+def load_run(path, device="cpu", runtime="torch") -> Run:
     """The run in a folder; RunError with a one-line reason if it is unusable. Runs saved before
-    codecs existed (a `vocab` list in config.json) load with that list as their codec."""
+    codecs existed (a `vocab` list in config.json) load with that list as their codec. runtime
+    "onnx" or "int8": the model is its export (export.py) run by onnxruntime (onnxrun.py)."""
     path = str(path)
     if not os.path.isdir(path):
         raise RunError(f"no run folder at {path}")
@@ -304,6 +310,15 @@ def load_run(path, device="cpu") -> Run:
     if not os.path.isfile(weights):
         raise RunError(f"{weights} is missing: not a complete run folder")
     load_weights(model, weights)
+    if runtime != "torch":
+        import onnxrun
+        if runtime not in onnxrun.RUNTIMES:
+            raise RunError(f"unknown runtime {runtime!r}; expected {', '.join(onnxrun.RUNTIMES)}")
+        try:
+            model = onnxrun.load(path, runtime, model.layout, vars(model.cfg))
+        except onnxrun.OnnxError as e:
+            raise RunError(str(e)) from None
+        return Run(path, model, codec, task, config, metrics)
     return Run(path, model.to(device).eval(), codec, task, config, metrics)
 
 

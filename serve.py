@@ -39,8 +39,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, ValidationError
 from starlette.exceptions import HTTPException
 
-import archs
 import predict
+from onnxrun import RUNTIMES
 from runs import Parser, RunError, fail, load_run, pick_device, pick_run
 
 
@@ -79,7 +79,7 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | None = None) -> FastAPI:
+def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | None = None, runtime="torch") -> FastAPI:
     max_len = max_input_len or 4 * run.task.max_input_len()
     max_body = 1024 + max_inputs * (4 * max_len + 16)  # UTF-8 takes at most 4 bytes a character
     batcher = Batcher(run, device, max(max_inputs, 64))
@@ -139,7 +139,7 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
         m, c = run.metrics, run.config
         return {"run": run.path, "arch": c["arch"], "task": run.task.name, "options": run.task.cfg.__dict__,
                 "budget": c.get("train", {}).get("budget"), "test_exact_match": m.get("test_em"),
-                "steps": m.get("steps"), "parameters": archs.n_params(run.model), "symbols": run.codec.symbols,
+                "steps": m.get("steps"), "parameters": m.get("params"), "runtime": runtime, "symbols": run.codec.symbols,
                 "max_inputs": max_inputs, "max_input_len": max_len}
 
     @app.get("/", response_class=HTMLResponse)
@@ -210,6 +210,8 @@ def main(argv=None):
     p.add_argument("--max-input-len", type=int, help="longest problem in characters (default: 4x the task's longest)")
     p.add_argument("--models", default="models", help="where runs live (default models/)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")
+    p.add_argument("--runtime", default="torch", choices=RUNTIMES, help="torch, or the run's export run by onnxruntime: "
+                   "onnx, int8 (python export.py first)")
     a = p.parse_args(argv)
     try:
         if not 0 < a.port < 65536:
@@ -217,12 +219,12 @@ def main(argv=None):
         if a.max_inputs < 1 or (a.max_input_len is not None and a.max_input_len < 1):
             raise RunError("--max-inputs and --max-input-len must be at least 1")
         device = pick_device(a.device)
-        run = load_run(pick_run(a.run, a.latest, a.models, "serve"), device)
+        run = load_run(pick_run(a.run, a.latest, a.models, "serve"), device, a.runtime)
         if (reason := port_free(a.host, a.port)) is not None:
             raise RunError(f"cannot listen on {a.host}:{a.port} ({reason}); choose another with --port or --host")
     except RunError as e:
         fail(str(e))
-    app = create_app(run, device, a.max_inputs, a.max_input_len)
+    app = create_app(run, device, a.max_inputs, a.max_input_len, a.runtime)
     print(f"serving {run.path} ({run.config['arch']}, {run.task.name}) at http://{a.host}:{a.port}/ "
           "(Ctrl-C or SIGTERM stops it)", flush=True)
     def stopped(*_):

@@ -33,7 +33,8 @@ import archs
 import dataset as D
 import evaluate
 import layouts
-from codec import Batch
+import lora
+from codec import Batch, Codec
 from runs import (Parser, RunError, clean_stale, fail, load_optimizer_state, load_run, machine, new_run_dir, pick_device, read_json,
                   save_run_or_rescue, versions)
 from tasks import codec_of, make_task
@@ -100,7 +101,11 @@ class TrainConfig:
     bucket: bool = True              # batch examples of similar length together
     models_dir: str = "models"
     data_dir: str = "data"
-    resume: str | None = None
+    resume: str | None = None        # continue this run (its model, data and settings)
+    init_from: str | None = None     # start from this run's weights (and codec) on the task given
+    lora: int | None = None          # with init_from: train rank-r adapters instead of all weights
+    lora_alpha: float | None = None  # adapter scale alpha / r (default alpha = 2r)
+    lora_targets: str = "attn,mlp,rnn"
 
 
 def lr_at(frac: float, base: float, warmup: float) -> float:
@@ -133,9 +138,10 @@ VAL_SHARE = 0.08  # most of the budget spent on validation along the way (the fi
 MIN_VAL = 50      # fewest validation problems at a point
 
 
-def setup_model(cfg: TrainConfig, device):
-    """The model to train (new, or the resumed run's) and its codec, task and prior metrics;
-    fills cfg's unset training settings from the resumed run or the architecture's defaults."""
+def setup_model(cfg: TrainConfig, device, console):
+    """The model to train (new, the resumed run's, or grown from a parent run) and its codec, task
+    and prior metrics; fills cfg's unset training settings from the resumed run or the
+    architecture's defaults."""
     prior = {}
     if cfg.resume:
         run = load_run(cfg.resume, device)
@@ -144,10 +150,15 @@ def setup_model(cfg: TrainConfig, device):
         for k in ("lr", "batch_size", "warmup", "weight_decay", "grad_clip"):
             if getattr(cfg, k) is None:
                 setattr(cfg, k, run.config["train"][k])
+    elif cfg.init_from:
+        task = make_task(cfg.data.task, cfg.data.options)
+        model, codec, cfg.model = from_parent(load_run(cfg.init_from, "cpu"), cfg.arch, task, console)
     else:
         task = make_task(cfg.data.task, cfg.data.options)
         codec = codec_of(task)
         settings = {**cfg.model, "vocab_size": len(codec)}
+        if settings.get("places"):  # the model finds the digits by their ids in this codec
+            settings["digit_ids"], settings["point_id"] = codec.number_ids()
         if cfg.arch == "ber":
             settings.setdefault("n_slots", task.max_target_len() + 1)
         model, cfg.model = archs.build(cfg.arch, settings)
@@ -158,10 +169,40 @@ def setup_model(cfg: TrainConfig, device):
     return model.to(device).train(), codec, task, prior
 
 
+def from_parent(parent, arch, task, console):
+    """A model with the parent run's architecture, settings and weights, for a new task: the
+    parent's codec with the task's new symbols appended (the parent's ids stay; embedding and head
+    rows for the new ones start fresh), and for ber more answer slots when the task's answers are
+    longer. Says in one line what it added. Returns (model, codec, model settings)."""
+    if archs.resolve(parent.config["arch"]) != arch:
+        raise RunError(f"{parent.path} is a {parent.config['arch']} run; --init-from keeps the parent's architecture "
+                       f"(python train.py {parent.config['arch']} ... --init-from {parent.path})")
+    new = [s for s in task.symbols() if s not in parent.codec.stoi]
+    codec = Codec(parent.codec.symbols + new)
+    settings = {**parent.config["model"], "vocab_size": len(codec)}
+    if settings.get("places"):
+        settings["digit_ids"], settings["point_id"] = codec.number_ids()
+    if new:
+        console.print(f"added to the parent's codec: {' '.join(new)} ({len(parent.codec)} -> {len(codec)} tokens; "
+                      "their embeddings start fresh)", soft_wrap=True)
+    if arch == "ber" and task.max_target_len() + 1 > settings["n_slots"]:
+        console.print(f"ber answer slots {settings['n_slots']} -> {task.max_target_len() + 1} for this task's longer answers "
+                      "(the new slots start fresh)", soft_wrap=True)
+        settings["n_slots"] = task.max_target_len() + 1
+    model, settings = archs.build(arch, settings)
+    own = model.state_dict()
+    with torch.no_grad():
+        for name, t in parent.model.state_dict().items():
+            own[name][tuple(slice(0, n) for n in t.shape)].copy_(t)  # grown only along the vocabulary or slots
+    return model, codec, settings
+
+
 def make_optimizer(model, cfg: TrainConfig, resume_state=None):
-    """AdamW, weight decay on matrices only; the resumed run's state when there is one."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    """AdamW over the trainable weights (LoRA: the adapters only), weight decay on matrices only;
+    the resumed run's state when there is one."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.dim() >= 2]
+    no_decay = [p for p in trainable if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg.lr, betas=(0.9, 0.98))
     if resume_state is not None:
@@ -275,6 +316,14 @@ def run_loop(model, opt, data: Data, task, codec, device, cfg: TrainConfig, budg
     return loop
 
 
+def parent_record(path) -> dict | None:
+    """What config.json says of a fine-tuned run's parent: the folder, its architecture, its data."""
+    if not path:
+        return None
+    c = read_json(os.path.join(path, "config.json"))
+    return {"run": path, "arch": c.get("arch"), "data": c.get("data"), "data_sha256": c.get("data_sha256")}
+
+
 def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=False) -> dict:
     """Train, score the test split and save the run. Returns metrics (with `run`, the folder).
     on_eval(point, frac, val_em) is called at each validation point; it may raise to stop.
@@ -288,32 +337,44 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     clean_stale(cfg.models_dir)  # hidden folders of runs killed while saving
-    model, codec, task, prior = setup_model(cfg, device)
+    model, codec, task, prior = setup_model(cfg, device, console)
+    params = archs.n_params(model)
+    if cfg.lora:
+        adapted = lora.add(model, cfg.lora, cfg.lora_alpha or 2 * cfg.lora, lora.parse_targets(cfg.lora_targets))
+        if not quiet:
+            console.print(f"LoRA r={cfg.lora} on {len(adapted)} weight matrices: "
+                          f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} of {params:,} parameters train",
+                          soft_wrap=True)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     data = load_data(cfg, codec, device)
-    opt = make_optimizer(model, cfg, load_optimizer_state(cfg.resume) if cfg.resume else None)
+    resumable = cfg.resume and not cfg.lora
+    opt = make_optimizer(model, cfg, load_optimizer_state(cfg.resume) if resumable else None)
     setup_s = time.time() - t0
 
     loop = run_loop(model, opt, data, task, codec, device, cfg, budget_s, console, on_eval, quiet)
     if loop.steps == 0:
         raise RunError(f"no training step was made in {cfg.budget} (setup took {setup_s:.1f}s before the clock started); "
                        "nothing was saved")
+    adapters = None
+    if cfg.lora:  # the saved run is plain weights (the adapters folded in); the adapters are kept beside
+        adapters = lora.adapters(model)
+        lora.merge(model)
     e0 = time.time()
     val_em = evaluate.exact_match(model, codec, data.val, task, device)
     test_em = evaluate.exact_match(model, codec, data.test, task, device)
     final_eval_s = time.time() - e0
     loop.curve.append(f"{loop.steps},{loop.samples},{loop.elapsed:.2f},{loop.train_s:.2f},0,{loop.loss():.5f},{val_em:.5f},{len(data.val)}")
 
-    params = archs.n_params(model)
     train_cfg = {k: v for k, v in asdict(cfg).items() if k not in ("data", "model", "arch")}
     train_cfg["budget_s"] = budget_s
     config = {"arch": cfg.arch, "model": cfg.model, "data": asdict(cfg.data), "data_dir": cfg.data_dir,
               "data_sha256": D.read_meta(data.folder)["sha256"], "train": train_cfg, "codec": codec.to_json(),
-              "resumed_from": cfg.resume}
+              "resumed_from": cfg.resume, "parent": parent_record(cfg.init_from)}
     wall = time.time() - t0
     metrics = {"test_em": test_em, "val_em": val_em, "steps": loop.steps, "samples": loop.samples,
                "total_steps": loop.steps + int(prior.get("total_steps", prior.get("steps", 0))),
                "total_samples": loop.samples + int(prior.get("total_samples", prior.get("samples", 0))),
-               "params": params, "seed": cfg.seed, "budget_s": budget_s, "wall_time": wall, "setup_time": setup_s,
+               "params": params, "trainable_params": trainable, "seed": cfg.seed, "budget_s": budget_s, "wall_time": wall, "setup_time": setup_s,
                "train_time": loop.train_s, "val_time": loop.val_time, "final_eval_time": final_eval_s,
                "train_share": loop.train_s / budget_s,
                "samples_per_s": loop.samples / max(1e-9, loop.train_s), "tokens": loop.tokens,
@@ -327,7 +388,8 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
     ask = None
     if not quiet and sys.stdin.isatty():
         ask = lambda problem: console.input(f"[red]{problem}[/red]\nEnter a folder to save the run in (empty: give up): ").strip()  # noqa: E731
-    run, metrics["save_problem"] = save_run_or_rescue(run, model, opt, config, metrics, "\n".join(loop.curve) + "\n", ask)
+    run, metrics["save_problem"] = save_run_or_rescue(run, model, None if cfg.lora else opt, config, metrics,
+                                                      "\n".join(loop.curve) + "\n", ask, adapters)
     metrics["run"] = run
     if not quiet and not metrics["save_problem"]:
         console.print(f"saved {run}: test exact match {test_em:.2%} after {loop.steps} steps "
@@ -356,7 +418,8 @@ def parse_set(items) -> dict:
 
 
 DATA_FLAGS = ("task", "min_len", "max_len", "max_depth", "kinds", "ood_min_len", "ood_max_len", "ops", "digits",
-              "negatives", "decimals", "format", "train_size", "val_size", "test_size", "ood_size", "data_seed")
+              "negatives", "decimals", "format", "ood_min_digits", "ood_max_digits", "train_size", "val_size",
+              "test_size", "ood_size", "data_seed")
 
 
 def resume_check(p, a, arch, console):
@@ -374,6 +437,29 @@ def resume_check(p, a, arch, console):
     has_opt = os.path.isfile(os.path.join(a.resume, "optimizer.pt"))
     console.print(f"resuming {a.resume}: its weights, data and settings"
                   + (" and optimizer state" if has_opt else "; optimizer.pt is missing, so the optimizer starts afresh"))
+
+
+def fine_tune_check(a, arch):
+    """--init-from and --lora: what cannot apply is refused in one line, before anything is written."""
+    if a.lora is not None and a.lora < 1:
+        raise RunError(f"--lora is the adapters' rank, a whole number of at least 1, got {a.lora}")
+    if a.lora is not None and not a.init_from:
+        raise RunError("--lora adapts a trained model: give the parent run with --init-from")
+    if a.lora_alpha is not None and (a.lora is None or a.lora_alpha <= 0):
+        raise RunError("--lora-alpha needs --lora and must be positive")
+    lora.parse_targets(a.lora_targets)
+    if not a.init_from:
+        return
+    if a.resume:
+        raise RunError("--init-from starts a new run from a parent and --resume continues a run: choose one")
+    if a.set:
+        raise RunError("--set cannot apply with --init-from: the model's settings are the parent's")
+    if not os.path.isdir(a.init_from):
+        raise RunError(f"no run folder at {a.init_from}")
+    parent = read_json(os.path.join(a.init_from, "config.json")).get("arch")
+    if parent != arch:
+        raise RunError(f"{a.init_from} is a {parent} run; --init-from keeps the parent's architecture "
+                       f"(python train.py {parent} ... --init-from {a.init_from})")
 
 
 def build_parser():
@@ -395,6 +481,12 @@ def build_parser():
     g.add_argument("--no-bucket", action="store_true", help="do not batch examples of similar length together")
     g.add_argument("--models-dir", default="models")
     g.add_argument("--resume", metavar="RUN", help="continue a saved run (its model, data and settings) with a new budget")
+    g = p.add_argument_group("fine-tuning")
+    g.add_argument("--init-from", metavar="RUN", help="start from a saved run's weights and codec, on the task given here")
+    g.add_argument("--lora", type=int, metavar="R", help="with --init-from: train rank-R adapters instead of every weight")
+    g.add_argument("--lora-alpha", type=float, help="adapter scale alpha/R (default alpha = 2R)")
+    g.add_argument("--lora-targets", default="attn,mlp,rnn",
+                   help=f"weights to adapt: {', '.join(lora.TARGETS)} or all (default attn,mlp,rnn)")
     return p
 
 
@@ -418,11 +510,13 @@ def main(argv=None):
             arch, budget = parse_choice(f"{a.arch} {a.budget}")
         if a.resume:
             resume_check(p, a, arch, console)
+        fine_tune_check(a, arch)
         cfg = TrainConfig(arch=arch, budget=budget, data=D.spec_from_args(a), model=parse_set(a.set),
                           lr=a.lr, batch_size=a.batch_size, warmup=a.warmup, weight_decay=a.weight_decay,
                           grad_clip=a.grad_clip, seed=a.seed, device=a.device, threads=a.threads,
-                          bucket=not a.no_bucket, models_dir=a.models_dir, data_dir=a.data_dir, resume=a.resume)
-        if not a.resume:
+                          bucket=not a.no_bucket, models_dir=a.models_dir, data_dir=a.data_dir, resume=a.resume,
+                          init_from=a.init_from, lora=a.lora, lora_alpha=a.lora_alpha, lora_targets=a.lora_targets)
+        if not a.resume and not a.init_from:
             archs.config(arch, cfg.model)  # unknown settings fail before any work
         m = train(cfg, console)
         if m["save_problem"]:

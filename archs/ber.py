@@ -11,11 +11,11 @@ n_slots passes, any order). The default fills every slot in one pass and cuts at
 <eos>: on bracket with a 1min budget (batch 128) it reached 57% against refine's 16% (refine learns more
 slowly; it is kept as a switch for longer budgets).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, Positions, check_vocab, init_weights
+from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights
 from codec import PAD
 
 
@@ -28,7 +28,10 @@ class Config:
     pos: str = "alibi"  # alibi | rope | none (see archs/common.py)
     n_slots: int = 16  # train.py sets it to the task's longest answer + 1
     refine: bool = False  # Mask-Predict training and decoding (see above); False: one pass
+    places: bool = False  # digit place embeddings of the prompt (archs/common.py DigitPlaces)
     vocab_size: int = 0  # len(codec), set when the model is built
+    digit_ids: list = field(default_factory=list)  # for places: the codec's ids of 0-9 and "." (set when built)
+    point_id: int = -1
 
 
 # Training defaults for this architecture (train.py flags override them). Batch 64: bracket 1min,
@@ -60,13 +63,14 @@ class Model(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.n_head, cfg.dropout) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.places = DigitPlaces(cfg.d_model, cfg.vocab_size, cfg.digit_ids, cfg.point_id) if cfg.places else None
         init_weights(self)
         self.head.weight = self.emb.weight
 
     def forward(self, x, slot_pos):
         """Logits (B, n_slots, V) of the slots of x at slot_pos (layouts.slot_inputs)."""
         bias, rope = Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal=False).step(x != PAD)
-        h = self.emb(x)
+        h = self.emb(x) if self.places is None else self.emb(x) + self.places(x, "prompt")
         slots = self.slot_emb.weight[None, : slot_pos.shape[1]].expand(h.shape[0], -1, -1)
         h = self.drop(h.scatter_add(1, slot_pos[..., None].expand_as(slots), slots))
         for block in self.blocks:

@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from codec import SEP
+
 
 POS_KINDS = ("alibi", "rope", "none")
 
@@ -176,3 +178,74 @@ def n_params(model) -> int:
 def check_vocab(cfg):
     assert cfg.vocab_size > 0, "vocab_size comes from the run's codec: archs.build(arch, {'vocab_size': len(codec), ...})"
 
+
+
+class DigitPlaces(nn.Module):
+    """Abacus embeddings (McLeish et al., 2024, "Transformers Can Do Arithmetic with the Right
+    Embeddings"): each digit gets an embedding of its place in its number, counted from the
+    number's least significant end: from the right in a prompt (numbers are written most
+    significant digit first), from the left in an answer being written (a reversed answer starts
+    with its least significant digit, so the place of each new digit is known as it is written).
+    A decimal point continues its number without a place of its own; 0 means "not a digit". In
+    training each example's places are shifted by a random offset in 0..max_offset, so that the
+    embeddings of the places longer numbers need are trained too, and what the model learns is to
+    match places rather than to count them.
+
+    digit_ids, point_id: the ids of 0-9 and of the decimal point in the run's codec (the model's
+    config holds them; archs.build fills them in from the codec)."""
+
+    def __init__(self, d_model, vocab_size, digit_ids, point_id, n_places=48, max_offset=24):
+        super().__init__()
+        self.n_places, self.max_offset = n_places, max_offset
+        kind = torch.zeros(vocab_size, dtype=torch.long)  # 0: other, 1: digit, 2: decimal point
+        kind[torch.tensor(digit_ids, dtype=torch.long)] = 1
+        if 0 <= point_id < vocab_size:
+            kind[point_id] = 2
+        self.register_buffer("kind", kind, persistent=False)
+        self.emb = nn.Embedding(n_places + 1, d_model)
+        nn.init.normal_(self.emb.weight, std=0.02)
+
+    @staticmethod
+    def _ranks(kind, from_right: bool):
+        """Each digit's rank among the digits of its number, counted from the number's left or
+        right end (B, T); 0 for other tokens. A number is a run of digits and decimal points."""
+        segment = (kind == 0).long().cumsum(1)  # a new segment after every token outside numbers
+        same = segment[:, :, None] == segment[:, None, :]  # (B, i, j): i and j lie in one number
+        T = kind.shape[1]
+        order = torch.ones(T, T, dtype=torch.bool, device=kind.device)
+        order = order.triu() if from_right else order.tril()  # j at or after i / at or before i
+        digit = kind == 1
+        return (same & order & digit[:, None, :]).sum(-1) * digit
+
+    def places(self, tokens, side="stream"):
+        """Places (B, T) of whole sequences: side "prompt" counts from the right, "answer" from
+        the left, "stream" (<bos> input <sep> answer) from the right up to the first <sep>, then
+        from the left."""
+        kind = self.kind[tokens]
+        if side == "answer":
+            return self._ranks(kind, from_right=False)
+        right = self._ranks(kind, from_right=True)
+        if side == "prompt":
+            return right
+        in_prompt = (tokens == SEP).long().cumsum(1) - (tokens == SEP).long() == 0
+        return torch.where(in_prompt, right, self._ranks(kind, from_right=False))
+
+    def embed(self, places):
+        if self.training:  # a random offset per example, on its digits only
+            offset = torch.randint(0, self.max_offset + 1, (places.shape[0], 1), device=places.device)
+            places = torch.where(places > 0, places + offset, 0)
+        return self.emb(places.clamp(max=self.n_places))
+
+    def forward(self, tokens, side="stream"):
+        return self.embed(self.places(tokens, side))
+
+    def answer(self, tokens, count=None):
+        """Embeddings of answer tokens (B, T) counted from the left, continuing count (B,) (the
+        digits of the number in progress); returns (embeddings, count after them)."""
+        kind = self.kind[tokens]
+        count = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device) if count is None else count
+        places = []
+        for t in range(tokens.shape[1]):
+            count = torch.where(kind[:, t] == 1, count + 1, torch.where(kind[:, t] == 2, count, 0))
+            places.append(count * (kind[:, t] == 1))
+        return self.embed(torch.stack(places, 1)), count

@@ -1,10 +1,10 @@
 """GPT-style decoder-only transformer: causal self-attention over <bos> input <sep> target <eos>
 (the decoder layout, layouts.py); generation steps with a key/value cache."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, Positions, check_vocab, init_weights
+from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights
 from codec import PAD
 
 
@@ -15,7 +15,10 @@ class Config:
     d_model: int = 64
     dropout: float = 0.0
     pos: str = "alibi"  # alibi | rope | none (see archs/common.py)
+    places: bool = False  # digit place embeddings (archs/common.py DigitPlaces)
     vocab_size: int = 0  # len(codec), set when the model is built
+    digit_ids: list = field(default_factory=list)  # for places: the codec's ids of 0-9 and "." (set when built)
+    point_id: int = -1
 
 
 # Training defaults for this architecture (train.py flags override them). Batch 64 rather than 128:
@@ -48,26 +51,34 @@ class Model(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.n_head, cfg.dropout) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.places = DigitPlaces(cfg.d_model, cfg.vocab_size, cfg.digit_ids, cfg.point_id) if cfg.places else None
         init_weights(self)
         self.head.weight = self.emb.weight  # tied input and output embeddings
 
     def _positions(self):
         return Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal=True)
 
-    def _run(self, tokens, positions, caches=None):
+    def _run(self, tokens, positions, caches=None, places=None):
         bias, rope = positions.step(tokens != PAD)
-        x = self.drop(self.emb(tokens))
+        x = self.emb(tokens) if places is None else self.emb(tokens) + places
+        x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, bias, rope=rope, cache=None if caches is None else caches[i])
         return self.head(self.ln_f(x))
 
     def forward(self, tokens):
         """Logits (B, T, V) of the next token at every position."""
-        return self._run(tokens, self._positions())
+        return self._run(tokens, self._positions(), places=None if self.places is None else self.places(tokens))
 
     def step(self, tokens, state=None):
         """With no state: read right-padded prompts (padding keys are masked and positions count
         real tokens only, so the next token continues each row). Returns (logits, state)."""
         if state is None:
-            state = (self._positions(), [{} for _ in self.blocks])
-        return self._run(tokens, *state), state
+            places = None if self.places is None else self.places(tokens)
+            state = (self._positions(), [{} for _ in self.blocks], None)
+        elif self.places is not None:
+            places, count = self.places.answer(tokens, state[2])
+            state = (*state[:2], count)
+        else:
+            places = None
+        return self._run(tokens, state[0], state[1], places), state

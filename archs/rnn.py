@@ -1,12 +1,12 @@
 """Recurrent language model over the token stream <bos> input <sep> target <eos> (the decoder
 layout, layouts.py), shared by the gru and lstm architectures, with their config, training defaults
 and search space. Reading a prompt packs it, so padding never enters the recurrent state."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from archs.common import check_vocab
+from archs.common import DigitPlaces, check_vocab
 from codec import PAD
 
 
@@ -15,7 +15,10 @@ class Config:
     d_model: int = 128
     n_layer: int = 1
     dropout: float = 0.0
+    places: bool = False  # digit place embeddings (archs/common.py DigitPlaces)
     vocab_size: int = 0  # len(codec), set when the model is built
+    digit_ids: list = field(default_factory=list)  # for places: the codec's ids of 0-9 and "." (set when built)
+    point_id: int = -1
 
 
 # Training defaults for gru and lstm (train.py flags override them). From hyper.py study gru-bracket-1min
@@ -51,20 +54,27 @@ class RNNLM(nn.Module):
                        dropout=cfg.dropout if cfg.n_layer > 1 else 0.0)
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
+        self.places = DigitPlaces(cfg.d_model, cfg.vocab_size, cfg.digit_ids, cfg.point_id) if cfg.places else None
 
     def forward(self, tokens):
         """Logits (B, T, V) of the next token at every position (right padding is harmless here)."""
-        out, _ = self.rnn(self.drop(self.emb(tokens)))
+        x = self.emb(tokens) if self.places is None else self.emb(tokens) + self.places(tokens)
+        out, _ = self.rnn(self.drop(x))
         return self.head(self.drop(out))
 
     def step(self, tokens, state=None):
         """With no state: read right-padded prompts (packed, so the state is each row's after its
         last real token). With a state: continue it by tokens (B, T). Returns (logits, state)."""
         if state is None:
+            x = self.emb(tokens) if self.places is None else self.emb(tokens) + self.places(tokens)
             lengths = (tokens != PAD).sum(1).clamp(min=1).cpu()
-            packed = pack_padded_sequence(self.emb(tokens), lengths, batch_first=True, enforce_sorted=False)
-            out, state = self.rnn(packed)
+            out, hidden = self.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])
-        else:
-            out, state = self.rnn(self.emb(tokens), state)
-        return self.head(out), state
+            return self.head(out), (hidden, None)
+        hidden, count = state
+        x = self.emb(tokens)
+        if self.places is not None:
+            places, count = self.places.answer(tokens, count)
+            x = x + places
+        out, hidden = self.rnn(x, hidden)
+        return self.head(out), (hidden, count)

@@ -1,11 +1,11 @@
 """Transformer encoder-decoder: a bidirectional encoder reads <bos> input <sep>; a causal decoder
 with cross-attention writes target <eos> after a <bos> (the encdec layout, layouts.py). Decoding
 steps cache the decoder's keys and values and compute the cross-attention keys/values once."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, Positions, check_vocab, cross_bias, init_weights
+from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, cross_bias, init_weights
 from codec import PAD
 
 
@@ -19,7 +19,10 @@ class Config:
     d_model: int = 32
     dropout: float = 0.0
     pos: str = "alibi"  # alibi | rope | none (see archs/common.py)
+    places: bool = False  # digit place embeddings (archs/common.py DigitPlaces)
     vocab_size: int = 0  # len(codec), set when the model is built
+    digit_ids: list = field(default_factory=list)  # for places: the codec's ids of 0-9 and "." (set when built)
+    point_id: int = -1
 
 
 # Training defaults for this architecture (train.py flags override them).
@@ -50,6 +53,7 @@ class Model(nn.Module):
         self.decoder = nn.ModuleList(Block(cfg.d_model, cfg.n_head, cfg.dropout, cross=True) for _ in range(cfg.n_layer))
         self.ln_enc, self.ln_dec = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.places = DigitPlaces(cfg.d_model, cfg.vocab_size, cfg.digit_ids, cfg.point_id) if cfg.places else None
         init_weights(self)
         self.head.weight = self.emb.weight
 
@@ -59,14 +63,15 @@ class Model(nn.Module):
     def _encode(self, src):
         valid = src != PAD
         bias, rope = self._positions(causal=False).step(valid)
-        x = self.drop(self.emb(src))
+        x = self.emb(src) if self.places is None else self.emb(src) + self.places(src, "prompt")
+        x = self.drop(x)
         for block in self.encoder:
             x = block(x, bias, rope=rope)
         return self.ln_enc(x), valid
 
-    def _decode(self, tokens, mem, mem_valid, positions, caches=None):
+    def _decode(self, tokens, mem, mem_valid, positions, caches=None, places=None):
         bias, rope = positions.step(tokens != PAD)
-        x = self.drop(self.emb(tokens))
+        x = self.drop(self.emb(tokens) if places is None else self.emb(tokens) + places)
         mb = cross_bias(self.cfg.pos, self.cfg.n_head, positions.last, mem_valid)
         for i, block in enumerate(self.decoder):
             x = block(x, bias, rope=rope, mem=mem, mem_bias=mb, cache=None if caches is None else caches[i])
@@ -75,13 +80,18 @@ class Model(nn.Module):
     def forward(self, src, tgt):
         """Logits (B, Tt, V) of the next target token at every target position (teacher forcing)."""
         mem, valid = self._encode(src)
-        return self._decode(tgt, mem, valid, self._positions(causal=True))
+        places = None if self.places is None else self.places(tgt, "answer")
+        return self._decode(tgt, mem, valid, self._positions(causal=True), places=places)
 
     def encode(self, src):
         """The decoding state after reading right-padded sources: their memory and empty caches."""
         mem, valid = self._encode(src)
-        return {"mem": mem, "valid": valid, "pos": self._positions(causal=True), "caches": [{} for _ in self.decoder]}
+        return {"mem": mem, "valid": valid, "pos": self._positions(causal=True), "caches": [{} for _ in self.decoder],
+                "count": None}
 
     def step(self, tokens, state):
         """Decoder logits for tokens (B, T) that continue state; returns (logits, state)."""
-        return self._decode(tokens, state["mem"], state["valid"], state["pos"], state["caches"]), state
+        places = None
+        if self.places is not None:
+            places, state["count"] = self.places.answer(tokens, state["count"])
+        return self._decode(tokens, state["mem"], state["valid"], state["pos"], state["caches"], places), state

@@ -12,7 +12,8 @@ target:   the exact result, shortest decimal form: `36`, `3.5`, `-7.5`.
           which lets a left-to-right model produce the low digits first.
           format=latex writes the whole equation: `12 \\times 3 = 36`, `\\frac{7}{2} = 3.5`.
 meta:     op, digits (`2x1`: digits of each operand), negative, decimal.
-OOD:      operands with up to digits+1 digits, at least one with exactly digits+1.
+OOD:      the longer operand has ood_min_digits..ood_max_digits digits (default both digits+1),
+          the other 1 up to as many.
 """
 import random
 import re
@@ -37,6 +38,8 @@ class ArithConfig:
     negatives: bool = False
     decimals: bool = False
     format: str = "plain"  # plain | reversed | latex
+    ood_min_digits: int | None = None  # the OOD split's longer operand: None means digits + 1
+    ood_max_digits: int | None = None
 
 
 class Arith:
@@ -51,6 +54,9 @@ class Arith:
             raise DataError("arith digits must be between 1 and 6")
         if cfg.format not in FORMATS:
             raise DataError(f"arith format must be one of {', '.join(FORMATS)}, got {cfg.format!r}")
+        self.ood = (cfg.ood_min_digits or cfg.digits + 1, cfg.ood_max_digits or cfg.ood_min_digits or cfg.digits + 1)
+        if not cfg.digits < self.ood[0] <= self.ood[1] <= 12:
+            raise DataError(f"arith OOD digits need digits < ood_min_digits <= ood_max_digits <= 12, got {self.ood}")
         self.cfg = cfg
 
     def symbols(self) -> list[str]:
@@ -59,11 +65,11 @@ class Arith:
 
     def max_input_len(self) -> int:
         """The longest input of any split (the OOD split's)."""
-        d = self.cfg.digits + 1
+        d = self.ood[1]
         return 2 * (d + 2) + 3
 
     def max_target_len(self) -> int:
-        d = self.cfg.digits + 1  # room for the OOD split
+        d = self.ood[1]  # room for the OOD split
         value = 2 * d + 4        # sign, product digits, point and two decimals
         if self.cfg.format == "latex":
             return value + 2 * (d + 2) + 16
@@ -86,7 +92,8 @@ class Arith:
         return -x if self.cfg.negatives and rng.random() < 0.25 else x
 
     def _pair(self, rng, op, ood):
-        d = self.cfg.digits + (1 if ood else 0)
+        lo, hi = self.ood if ood else (self.cfg.digits, self.cfg.digits)
+        d = hi if lo == hi else rng.randint(lo, hi)  # the longer operand's digits
         while True:
             (a, ka), (b, kb) = self._operand(rng, d), self._operand(rng, d)
             if ood and max(ka, kb) < d:  # force one operand to the new digit count

@@ -37,6 +37,8 @@ class Bracket:
             raise DataError("bracket kinds must be distinct pairs of opener and closer, e.g. '()[]'")
         if not 1 <= cfg.min_len <= cfg.max_len or cfg.max_depth < 1:
             raise DataError("bracket lengths need 1 <= min_len <= max_len and max_depth >= 1")
+        if not 1 <= cfg.ood_min_len <= cfg.ood_max_len:
+            raise DataError("bracket OOD lengths need 1 <= ood_min_len <= ood_max_len")
         self.cfg = cfg
         self.pairs = [(cfg.kinds[i], cfg.kinds[i + 1]) for i in range(0, len(cfg.kinds), 2)]
         self.closer = dict(self.pairs)

@@ -63,7 +63,7 @@ def test_report_has_a_per_operation_table(tmp_path, monkeypatch):
     table = bench.per_group(df, "op")
     assert table.loc["gru", "+"] == 0.75 and table.loc["gru", "*"] == 0.5 and table.loc["gpt", "*"] == 0.0
     assert bench.per_group(df, "length") is None
-    bench.report(df, {"arith-x": ("arith", {}, "1min", [0, 1], "goal")})
+    bench.report(df, {"arith-x": bench.Preset("arith", {}, "1min", [0, 1], "goal")})
     text = (tmp_path / "README.md").read_text()
     assert "`gru` d_model=64, lr=0.003; `gpt` not recorded" in text
     assert "per operation" in text and "| gru | 75.00%  | 50.00% |" in text

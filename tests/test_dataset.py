@@ -172,3 +172,16 @@ def test_arith_metadata_agrees_with_the_text_and_ood_is_out_of_distribution(tmp_
     folder = D.prepare(D.DataSpec("arith", options, 20000, 200, 500, 2000), tmp_path)
     seen = {e.input for s in ("train", "val", "test") for e in D.load_split(folder, s)}
     assert not seen & {e.input for e in D.load_split(folder, "ood")}
+
+
+def test_another_ood_range_leaves_train_val_and_test_alone(tmp_path):
+    from tasks.arith import digits, parse
+    base = {"ops": "+-", "digits": 3, "format": "reversed"}
+    a = D.read_meta(D.prepare(D.DataSpec("arith", base, 3000, 100, 200, 300), tmp_path))
+    folder = D.prepare(D.DataSpec("arith", {**base, "ood_min_digits": 5, "ood_max_digits": 6}, 3000, 100, 200, 300), tmp_path)
+    b = D.read_meta(folder)
+    assert all(a["sha256"][s] == b["sha256"][s] for s in ("train", "val", "test")) and a["sha256"]["ood"] != b["sha256"]["ood"]
+    longest = {max(digits(x) for x in parse(e.input)[::2]) for e in D.load_split(folder, "ood")}
+    assert longest == {5, 6}
+    with pytest.raises(D.DataError, match="ood_min_digits"):
+        make_task("arith", {"digits": 3, "ood_min_digits": 3})

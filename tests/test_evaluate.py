@@ -151,3 +151,18 @@ def test_leaderboard_lists_unusable_runs_apart(trained_run, tmp_path):
     p, _ = run_cli("evaluate.py", str(root / "null_arch"), cwd=cwd)
     assert_one_line_error(p)
     assert "arch is None" in p.stderr
+
+
+def test_scoring_on_another_ood_range(trained_run):
+    """A run is scored on longer OOD inputs than its data folder held, with its own train/val/test."""
+    cwd, run = trained_run
+    p, _ = run_cli("evaluate.py", str(run), "--ood-min-len", "61", "--ood-max-len", "70", cwd=cwd)
+    assert p.returncode == 0, p.stderr
+    [latest] = sorted((f for f in os.listdir(run) if f.startswith("evaluation_summary")), key=lambda f: os.path.getmtime(run / f))[-1:]
+    s = json.load(open(run / latest))
+    assert s["ood_options"] == {"ood_min_len": 61, "ood_max_len": 70} and set(s["ood"]["breakdown"]["length"]) == {"61-70"}
+    assert s["test_sha256"] == json.load(open(run / "evaluation_summary.json"))["test_sha256"], "the same test split"
+    assert "ood len 61..70" in p.stdout
+    for bad in (["--ood-min-digits", "5"], ["--ood-min-len", "50", "--ood-max-len", "40"]):
+        p, _ = run_cli("evaluate.py", str(run), *bad, cwd=cwd)
+        assert_one_line_error(p)

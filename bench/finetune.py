@@ -1,0 +1,128 @@
+"""Benchmark of fine-tuning: transfer from a parent task, LoRA against full fine-tuning, and
+forgetting of the parent task.
+
+    python bench/finetune.py                          # both protocols, gpt, seed 0
+    python bench/finetune.py --only bracket --archs gpt,lstm --seeds 0,1,2 --lora 4,8,16 --commit
+
+A protocol trains a parent run on task A, then from it (train.py's --init-from) children on task
+B: full fine-tuning and LoRA at each rank, all for the same budget; and a run from scratch on B for
+the parent's and the child's budgets together. Each child is scored on B's test and OOD splits
+(evaluate.evaluate_run, which writes the usual files) and on A's test split (forgetting: the
+child's codec extends the parent's, so A's problems encode the same way).
+
+    bracket   A: lengths 1..30, 1min      B: lengths 31..60 (OOD 61..120), 1min     scratch: 2min
+    arith     A: + - up to 3 digits, reversed, 5min
+              B: the four-operation set (+-*/, 2 digits, negatives, decimals), reversed, 5min   scratch: 10min
+
+Rows are appended to bench/results/finetune.csv with --commit; runs go to bench/runs/.
+"""
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import archs  # noqa: E402
+import dataset as D  # noqa: E402
+from tasks import make_task  # noqa: E402
+import evaluate  # noqa: E402
+from runs import RunError, fail, load_run  # noqa: E402
+from train import TrainConfig, parse_budget, train  # noqa: E402
+
+RESULTS = os.path.join(ROOT, "bench", "results", "finetune.csv")
+RUNS_DIR = os.path.join(ROOT, "bench", "runs")
+
+
+@dataclass
+class Protocol:
+    parent: D.DataSpec
+    child: D.DataSpec
+    parent_budget: str
+    child_budget: str
+    scratch_budget: str
+
+
+FOUR_OPS = {"ops": "+-*/", "digits": 2, "negatives": True, "decimals": True, "format": "reversed"}
+PROTOCOLS = {
+    "bracket": Protocol(D.DataSpec("bracket", {}), D.DataSpec("bracket", {"min_len": 31, "max_len": 60, "ood_min_len": 61,
+                                                                           "ood_max_len": 120}), "1min", "1min", "2min"),
+    "arith": Protocol(D.DataSpec("arith", {"ops": "+-", "digits": 3, "format": "reversed"}), D.DataSpec("arith", FOUR_OPS),
+                      "5min", "5min", "10min"),
+}
+
+
+def parent_em(run_path: str, spec: D.DataSpec) -> float:
+    """A run's exact match on the test split of another task (the parent's)."""
+    run = load_run(run_path, "cpu")
+    task = make_task(spec.task, spec.options)
+    exs = D.load_split(D.prepare(spec, run.config.get("data_dir", "data")), "test")
+    return evaluate.exact_match(run.model, run.codec, exs, task)
+
+
+def row_of(name, arch, seed, variant, budget, m, spec_a) -> dict:
+    ev = evaluate.evaluate_run(m["run"], "cpu")
+    return {"protocol": name, "arch": arch, "seed": seed, "variant": variant, "budget": budget,
+            "test_em": ev["test"]["exact_match"], "ood_em": ev["ood"]["exact_match"], "parent_task_em": parent_em(m["run"], spec_a),
+            "trainable_params": m["trainable_params"], "params": m["params"], "steps": m["steps"],
+            "steps_per_s": m["steps"] / max(1e-9, m["train_time"]), "run": m["run"], "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def protocol(name, p: Protocol, arch, seed, ranks, threads) -> list[dict]:
+    def run(spec, budget, **kw):
+        return train(TrainConfig(arch=arch, budget=budget, data=spec, seed=seed, threads=threads, models_dir=RUNS_DIR, **kw), quiet=True)
+
+    parent = run(p.parent, p.parent_budget)
+    rows = [row_of(name, arch, seed, "parent", p.parent_budget, parent, p.parent)]
+    rows[0].update(test_em=parent_em(parent["run"], p.child), ood_em=None)  # the parent on task B before fine-tuning
+    for variant, lora in [("full", None)] + [(f"lora{r}", r) for r in ranks]:
+        m = run(p.child, p.child_budget, init_from=parent["run"], lora=lora)
+        rows.append(row_of(name, arch, seed, variant, p.child_budget, m, p.parent))
+    rows.append(row_of(name, arch, seed, "scratch", p.scratch_budget, run(p.child, p.scratch_budget), p.parent))
+    for r in rows:
+        print(f"  {r['variant']:8s} {r['budget']:>5s}  B test {r['test_em']:.2%}  A test {r['parent_task_em']:.2%}  "
+              f"trainable {r['trainable_params']:,} of {r['params']:,}  {r['steps_per_s']:.1f} steps/s", flush=True)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--only", default=",".join(PROTOCOLS), help=f"protocols: {', '.join(PROTOCOLS)}")
+    p.add_argument("--archs", default="gpt")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--lora", default="4,8,16", help="LoRA ranks to compare with full fine-tuning")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--commit", action="store_true", help=f"append the rows to {os.path.relpath(RESULTS, ROOT)}")
+    a = p.parse_args(argv)
+    try:
+        names = [n for n in a.only.split(",") if n]
+        bad = [n for n in names if n not in PROTOCOLS] + [x for x in a.archs.split(",") if x.lower() not in {*archs.ARCHS, *archs.ALIASES}]
+        if bad:
+            raise RunError(f"unknown protocol or architecture {bad[0]!r}")
+        ranks = [int(r) for r in a.lora.split(",") if r]
+        for n in names:
+            for b in ("parent_budget", "child_budget", "scratch_budget"):
+                parse_budget(getattr(PROTOCOLS[n], b))
+        rows = []
+        for n in names:
+            for arch in a.archs.split(","):
+                for seed in (int(s) for s in a.seeds.split(",")):
+                    print(f"{n} {arch} seed {seed}", flush=True)
+                    rows += protocol(n, PROTOCOLS[n], archs.resolve(arch), seed, ranks, a.threads)
+                    if a.commit:  # as each protocol ends: a stopped bench keeps what it measured
+                        old = pd.read_csv(RESULTS) if os.path.isfile(RESULTS) else None
+                        new = pd.DataFrame(rows[-(len(ranks) + 3):])
+                        pd.concat([old, new] if old is not None else [new]).to_csv(RESULTS, index=False)
+    except (RunError, D.DataError, ValueError) as e:
+        fail(str(e))
+    df = pd.DataFrame(rows)
+    print(df.drop(columns=["run", "date"]).to_markdown(index=False, floatfmt=".4g"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Benchmark of a run's three runtimes: PyTorch eager, its ONNX export and the int8 export, run by
+onnxruntime, on the same greedy decoding (evaluate.py's).
+
+    python bench/runtimes.py models/<run> [models/<run> ...]            # exports first if needed
+    python bench/runtimes.py models/<run> --commit                       # append to bench/results/runtimes.csv
+
+For each run and runtime: exact match on the test and OOD splits (evaluate.evaluate_run, which also
+writes the usual evaluation files), answers that differ from PyTorch's, model file size,
+single-problem latency (median and p90 of `--single` test problems asked one at a time, as
+predict.py and a lightly loaded serve.py do) and batch throughput (the whole test split in
+evaluate.py's batches of 500). Everything runs on the CPU with the machine's cores; nothing else
+should run meanwhile.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import pandas as pd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import dataset as D  # noqa: E402
+import evaluate  # noqa: E402
+import export  # noqa: E402
+from onnxrun import FILES, RUNTIMES  # noqa: E402
+from runs import RunError, fail, load_run, machine  # noqa: E402
+
+RESULTS = os.path.join(ROOT, "bench", "results", "runtimes.csv")
+WEIGHTS = {"torch": "model.safetensors", **FILES}
+
+
+def timings(run, problems, cap, single: int) -> tuple[dict, list[str]]:
+    """Single-problem latency (median, p90, in ms), batch throughput (problems/s), and the answers."""
+    evaluate.answers(run.model, run.codec, problems[:8], cap)  # warm-up: first calls allocate
+    lat = []
+    for p in problems[:single]:
+        t = time.perf_counter()
+        evaluate.answers(run.model, run.codec, [p], cap)
+        lat.append((time.perf_counter() - t) * 1000)
+    t = time.perf_counter()
+    answers, _ = evaluate.answers(run.model, run.codec, problems, cap)
+    batch_s = time.perf_counter() - t
+    return {"latency_ms_p50": statistics.median(lat), "latency_ms_p90": statistics.quantiles(lat, n=10)[-1],
+            "batch_problems_per_s": len(problems) / batch_s}, answers
+
+
+def measure(path: str, single: int) -> list[dict]:
+    if not all(os.path.isfile(os.path.join(path, FILES[r])) for r in ("onnx", "int8")):
+        export.export(path, int8=True, log=lambda line: print(f"  {line}"))
+    rows, torch_answers = [], {}
+    for runtime in RUNTIMES:
+        result = evaluate.evaluate_run(path, "cpu", runtime=runtime)
+        run = load_run(path, "cpu", runtime)
+        problems = [e.input for e in D.load_split(result["data"], "test")]
+        times, answers = timings(run, problems, evaluate.max_new_tokens(run.task), single)
+        if runtime == "torch":
+            torch_answers = answers
+        row = {"run": path, "arch": run.config["arch"], "task": run.task.name, "runtime": runtime,
+               "test_em": result["test"]["exact_match"], "ood_em": result["ood"]["exact_match"],
+               "test_same_as_torch": sum(a == b for a, b in zip(answers, torch_answers)) / len(problems),
+               "file_kib": os.path.getsize(os.path.join(path, WEIGHTS[runtime])) / 1024, **times,
+               "cpu_count": machine()["cpu_count"], "date": time.strftime("%Y-%m-%d %H:%M")}
+        rows.append(row)
+        print(f"  {runtime:5s} test {row['test_em']:.2%} ood {row['ood_em']:.2%} same {row['test_same_as_torch']:.2%} "
+              f"{row['file_kib']:.0f} KiB  p50 {row['latency_ms_p50']:.2f} ms  batch {row['batch_problems_per_s']:.0f}/s")
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--single", type=int, default=200, help="problems asked one at a time for the latency (default 200)")
+    p.add_argument("--commit", action="store_true", help=f"append the rows to {os.path.relpath(RESULTS, ROOT)}")
+    a = p.parse_args(argv)
+    rows = []
+    try:
+        for path in a.runs:
+            print(path.rstrip("/"))
+            rows += measure(path.rstrip("/"), a.single)
+    except (RunError, D.DataError, export.onnxrun.OnnxError) as e:
+        fail(str(e))
+    df = pd.DataFrame(rows)
+    print(df.drop(columns=["run", "date", "cpu_count"]).to_markdown(index=False, floatfmt=".4g"))
+    if a.commit:
+        old = pd.read_csv(RESULTS) if os.path.isfile(RESULTS) else None
+        pd.concat([old, df] if old is not None else [df]).to_csv(RESULTS, index=False)
+        print(f"appended {len(df)} rows to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
