@@ -14,16 +14,16 @@ every load.
 
     python dataset.py --task bracket          # writes data/<task>-<hash>/ and prints a summary
 """
+import os
 import signal
 import sys
 
 if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
 
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import zlib
 from dataclasses import asdict, dataclass

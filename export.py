@@ -13,21 +13,23 @@ token, append, until `<eos>` (onnxrun.py does exactly that for the tools here).
 Before anything counts as written, onnxruntime must give the same greedy answers as PyTorch on the
 whole validation split; otherwise export.py fails naming the first difference. Files are written
 under temporary names and renamed at the end, so a failed export leaves nothing that looks finished.
---int8 quantises the weights of the graph's matrix products to int8 with onnxruntime's dynamic
-quantisation (activations are quantised on the fly): it works on the graph already checked, with
-the runtime that runs it, where torch's quantisation would make a second model to export. Its
+--int8 quantises the weights of the graph's matrix products to int8, one scale per output channel,
+with onnxruntime's dynamic quantisation (activations are quantised on the fly): it works on the graph
+already checked, with the runtime that runs it, where torch's quantisation would make a second model
+to export. The embedding lookups stay float: quantising them too cost gpt 9.3 points on the bracket
+OOD lengths (75.95% -> 66.65%), per-channel scales on the matrix products alone 2.45 (73.50%). Its
 validation exact match is printed beside PyTorch's.
 """
+import os
 import signal
 import sys
 
 if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
 
 import argparse
 import contextlib
 import logging
-import os
 import time
 import warnings
 
@@ -112,7 +114,8 @@ def export(path, int8=False, log=print) -> dict:
         if int8:
             from onnxruntime.quantization import QuantType, quantize_dynamic
             with quiet():
-                quantize_dynamic(tmp["model.onnx"], tmp["model.int8.onnx"], weight_type=QuantType.QInt8)
+                quantize_dynamic(tmp["model.onnx"], tmp["model.int8.onnx"], weight_type=QuantType.QInt8, per_channel=True,
+                                 op_types_to_quantize=["MatMul"])
             q = onnxrun.OnnxModel(tmp["model.int8.onnx"], run.model.layout, cfg)
             n, same, _ = parity(run, q)
             exs = D.load_split(D.prepare(D.DataSpec(**run.config["data"]), run.config.get("data_dir", "data")), "val")

@@ -16,16 +16,16 @@ with `--storage postgresql://user@host:5432/db` and the same `--study` name on e
 processes with their own seed and `cores // workers` torch threads each. Heartbeats mark a
 killed worker's trial as failed and queue it again (RetryHeartbeatStaleTrialCallback).
 """
+import os
 import signal
 import sys
 
 if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
 
 import argparse
 import errno
 import multiprocessing as mp
-import os
 import platform
 import shutil
 import threading

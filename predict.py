@@ -15,11 +15,12 @@ LaTeX. A problem the run was not trained on (longer, deeper, more digits, anothe
 answered with a warning; one the codec or the task cannot take gets a one-line reason instead
 (exit code 2 when problems come as arguments or on standard input; the prompt goes on).
 """
+import os
 import signal
 import sys
 
 if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
 
 import argparse
 import json

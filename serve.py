@@ -17,18 +17,18 @@ non-string, more than --max-inputs inputs, an input longer than --max-input-len,
 lacks or a problem the task cannot take (422). The body is read as JSON whatever its content type. Requests that arrive while the model is busy are answered together
 in one forward pass. Binds 127.0.0.1 unless --host says otherwise; Ctrl-C or SIGTERM stops it.
 """
+import os
 import signal
 import sys
 
 if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
 
 import argparse
 import asyncio
 import contextlib
 import html
 import json
-import os
 import socket
 from typing import Annotated
 

@@ -12,15 +12,15 @@ to a small share of it. Then the validation and test splits are scored and the r
 which takes a few seconds. The learning rate follows the budget: linear warm-up over the first
 `--warmup` share of the time, then cosine decay to zero when the time is spent.
 """
+import os
 import signal
 import sys
 
 if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
 
 import argparse
 import math
-import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -156,7 +156,7 @@ def setup_model(cfg: TrainConfig, device, console):
     else:
         task = make_task(cfg.data.task, cfg.data.options)
         codec = codec_of(task)
-        settings = {**cfg.model, "vocab_size": len(codec)}
+        settings = {**archs.task_defaults(cfg.arch, task), **cfg.model, "vocab_size": len(codec)}
         if settings.get("places"):  # the model finds the digits by their ids in this codec
             settings["digit_ids"], settings["point_id"] = codec.number_ids()
         if cfg.arch == "ber":

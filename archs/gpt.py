@@ -27,6 +27,18 @@ class Config:
 TRAIN_DEFAULTS = {"lr": 3e-3, "batch_size": 64}
 
 
+def task_defaults(task) -> dict:
+    """Digit place embeddings for + and - with reversed answers. + and - up to 3 digits, reversed,
+    10min, seed 0, 2 cores: 99.95% test and 66.30% on 4-digit operands (OOD) in 44,407 steps, where
+    the defaults above scored 95.55% and 0.05% (bench arith-addsub-10min, 55,572 steps on a faster
+    day); the same with pos=none: 99.90% and 1.75%, so ALiBi stays. Not for * and /: on the
+    four-operation set (reversed, 2 digits, negatives, decimals, same afternoon) places scored 84.35%
+    against 87.10% without."""
+    if task.name == "arith" and task.cfg.format == "reversed" and set(task.cfg.ops) <= set("+-"):
+        return {"places": True}
+    return {}
+
+
 def search_space(trial):
     d_model = trial.suggest_categorical("d_model", [32, 64, 96, 128])
     return {"model": {"n_layer": trial.suggest_int("n_layer", 1, 4),

@@ -14,7 +14,9 @@ child's codec extends the parent's, so A's problems encode the same way).
     arith     A: + - up to 3 digits, reversed, 5min
               B: the four-operation set (+-*/, 2 digits, negatives, decimals), reversed, 5min   scratch: 10min
 
-Rows are appended to bench/results/finetune.csv with --commit; runs go to bench/runs/.
+Rows are appended to bench/results/finetune.csv with --commit; runs go to bench/runs/. The parent's
+row holds its exact match on B's test split (before any fine-tuning) as test_em, and on its own
+test split as parent_task_em.
 """
 import argparse
 import os
@@ -69,7 +71,8 @@ def row_of(name, arch, seed, variant, budget, m, spec_a) -> dict:
     return {"protocol": name, "arch": arch, "seed": seed, "variant": variant, "budget": budget,
             "test_em": ev["test"]["exact_match"], "ood_em": ev["ood"]["exact_match"], "parent_task_em": parent_em(m["run"], spec_a),
             "trainable_params": m["trainable_params"], "params": m["params"], "steps": m["steps"],
-            "steps_per_s": m["steps"] / max(1e-9, m["train_time"]), "run": m["run"], "date": time.strftime("%Y-%m-%d %H:%M")}
+            "steps_per_s": m["steps"] / max(1e-9, m["train_time"]), "date": time.strftime("%Y-%m-%d %H:%M"),
+            "run": os.path.relpath(m["run"], ROOT) if m["run"].startswith(ROOT + os.sep) else m["run"]}
 
 
 def protocol(name, p: Protocol, arch, seed, ranks, threads) -> list[dict]:

@@ -253,3 +253,22 @@ def test_digit_places_step_by_step_equals_the_whole_sequence(arch):
     assert out == [e.target for e in exs]
     alone = [ARITH_CODEC.decode(layouts.generate(model, *ARITH_CODEC.prompts([e.input]), 12)[0][0]) for e in exs]
     assert alone == out
+
+
+def test_task_defaults_apply_below_set():
+    """gpt takes digit places for reversed arithmetic unless --set says otherwise; other tasks and
+    architectures keep Config's defaults."""
+    from rich.console import Console
+
+    import dataset as D
+    from train import TrainConfig, setup_model
+    reversed_arith = D.DataSpec("arith", {"ops": "+-", "format": "reversed"})
+    for arch, spec, model, places in (("gpt", reversed_arith, {}, True), ("gpt", reversed_arith, {"places": False}, False),
+                                      ("gpt", D.DataSpec("arith", {"ops": "+-"}), {}, False),
+                                      ("gpt", D.DataSpec("arith", {"ops": "+-*/", "format": "reversed"}), {}, False), ("gru", reversed_arith, {}, False),
+                                      ("gpt", D.DataSpec("bracket", None), {}, False)):
+        cfg = TrainConfig(arch=arch, budget="1s", data=spec, model=dict(model))
+        m, codec, _, _ = setup_model(cfg, "cpu", Console(quiet=True))
+        assert cfg.model["places"] is places and (m.places is not None) is places
+        if places:
+            assert cfg.model["digit_ids"] == codec.number_ids()[0]
