@@ -30,7 +30,7 @@ from rich.table import Table
 
 import dataset as D
 import layouts
-from onnxrun import RUNTIMES
+from onnxrun import add_runtime_argument
 from runs import Parser, RunError, clean_stale, fail, list_runs, load_run, pick_device, pick_run, write_json, write_text
 
 console = Console()
@@ -262,8 +262,7 @@ def main(argv=None):
     p.add_argument("--all", action="store_true", help="leaderboard of every saved run")
     p.add_argument("--models", default="models", help="where runs live (default models/)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    p.add_argument("--runtime", default="torch", choices=RUNTIMES, help="torch, or the run's export run by onnxruntime: "
-                   "onnx, int8 (python export.py first)")
+    add_runtime_argument(p)
     g = p.add_argument_group("another OOD range for the run's task (train, validation and test stay its own)")
     for flag, what in (("--ood-min-len", "bracket: shortest OOD input"), ("--ood-max-len", "bracket: longest OOD input"),
                        ("--ood-min-digits", "arith: fewest digits of the longer OOD operand"),

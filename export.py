@@ -42,9 +42,13 @@ import onnxrun
 from runs import Parser, RunError, TMP, fail, load_run, write_json
 
 
+def split_of(run, name):
+    return D.load_split(D.prepare(D.DataSpec(**run.config["data"]), run.config.get("data_dir", "data")), name)
+
+
 def example_inputs(run, n=4):
     """Inputs of the model's forward for a few validation problems, and the dynamic dimensions."""
-    exs = D.load_split(D.prepare(D.DataSpec(**run.config["data"]), run.config.get("data_dir", "data")), "val")[:n]
+    exs = split_of(run, "val")[:n]
     b = run.codec.batch(exs)
     batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
     if run.model.layout == "decoder":
@@ -83,9 +87,8 @@ def to_onnx(run, path):
     return names
 
 
-def parity(run, model, split="val") -> tuple[int, int, str | None]:
-    """(problems, agreeing answers, the first difference) between PyTorch and model on a split."""
-    exs = D.load_split(D.prepare(D.DataSpec(**run.config["data"]), run.config.get("data_dir", "data")), split)
+def parity(run, model, exs) -> tuple[int, int, str | None]:
+    """(problems, agreeing answers, the first difference) between PyTorch and model on examples."""
     inputs = [e.input for e in exs]
     cap = evaluate.max_new_tokens(run.task)
     ours, _ = evaluate.answers(run.model, run.codec, inputs, cap)
@@ -102,7 +105,8 @@ def export(path, int8=False, log=print) -> dict:
     try:
         t = time.time()
         names = to_onnx(run, tmp["model.onnx"])
-        n, same, first = parity(run, onnxrun.OnnxModel(tmp["model.onnx"], run.model.layout, cfg))
+        val = split_of(run, "val")
+        n, same, first = parity(run, onnxrun.OnnxModel(tmp["model.onnx"], run.model.layout, cfg), val)
         if first is not None:
             raise RunError(f"the ONNX export disagrees with PyTorch on {n - same} of {n} validation problems, first {first}; "
                            "nothing was written")
@@ -117,10 +121,9 @@ def export(path, int8=False, log=print) -> dict:
                 quantize_dynamic(tmp["model.onnx"], tmp["model.int8.onnx"], weight_type=QuantType.QInt8, per_channel=True,
                                  op_types_to_quantize=["MatMul"])
             q = onnxrun.OnnxModel(tmp["model.int8.onnx"], run.model.layout, cfg)
-            n, same, _ = parity(run, q)
-            exs = D.load_split(D.prepare(D.DataSpec(**run.config["data"]), run.config.get("data_dir", "data")), "val")
-            em_torch = evaluate.exact_match(run.model, run.codec, exs, run.task)
-            em_int8 = evaluate.exact_match(q, run.codec, exs, run.task)
+            n, same, _ = parity(run, q, val)
+            em_torch = evaluate.exact_match(run.model, run.codec, val, run.task)
+            em_int8 = evaluate.exact_match(q, run.codec, val, run.task)
             info["int8"] = {"val_exact_match": em_int8, "torch_val_exact_match": em_torch, "same_answers": same}
             log(f"model.int8.onnx: validation exact match {em_int8:.2%} (PyTorch {em_torch:.2%}); "
                 f"the same answers on {same} of {n}")

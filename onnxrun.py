@@ -20,6 +20,12 @@ RUNTIMES = ("torch", "onnx", "int8")
 FILES = {"onnx": "model.onnx", "int8": "model.int8.onnx"}
 
 
+def add_runtime_argument(parser):
+    """The --runtime switch of evaluate.py, predict.py and serve.py."""
+    parser.add_argument("--runtime", default="torch", choices=RUNTIMES,
+                        help="torch, or the run's export run by onnxruntime: onnx, int8 (python export.py first)")
+
+
 class OnnxError(Exception):
     """An export that is missing or unreadable; one line."""
 

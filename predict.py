@@ -31,7 +31,7 @@ from rich.markup import escape
 
 import evaluate
 from codec import UnknownSymbols
-from onnxrun import RUNTIMES
+from onnxrun import add_runtime_argument
 from runs import Parser, RunError, fail, load_run, pick_device, pick_run
 from tasks import BadInput
 
@@ -143,8 +143,7 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="print JSON Lines: one object per problem")
     p.add_argument("--models", default="models", help="where runs live (default models/)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")
-    p.add_argument("--runtime", default="torch", choices=RUNTIMES, help="torch, or the run's export run by onnxruntime: "
-                   "onnx, int8 (python export.py first)")
+    add_runtime_argument(p)
     a = p.parse_args(positionals_last(sys.argv[1:] if argv is None else argv))
     if a.latest and a.run:  # with --latest every positional is a problem
         a.problems, a.run = [a.run, *a.problems], None

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints,
 from starlette.exceptions import HTTPException
 
 import predict
-from onnxrun import RUNTIMES
+from onnxrun import add_runtime_argument
 from runs import Parser, RunError, fail, load_run, pick_device, pick_run
 
 
@@ -210,8 +210,7 @@ def main(argv=None):
     p.add_argument("--max-input-len", type=int, help="longest problem in characters (default: 4x the task's longest)")
     p.add_argument("--models", default="models", help="where runs live (default models/)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")
-    p.add_argument("--runtime", default="torch", choices=RUNTIMES, help="torch, or the run's export run by onnxruntime: "
-                   "onnx, int8 (python export.py first)")
+    add_runtime_argument(p)
     a = p.parse_args(argv)
     try:
         if not 0 < a.port < 65536:
