@@ -1,24 +1,32 @@
 """Carry a run out of Python and PyTorch: ONNX export with a parity check, and int8 quantisation.
 
-    python export.py models/<run>             # model.onnx, codec.json, export.json in the run folder
-    python export.py models/<run> --int8      # also model.int8.onnx
+    python export.py models/<run>             # model.onnx (+ step.onnx), codec.json, export.json in the run folder
+    python export.py models/<run> --int8      # also model.int8.onnx (+ step.int8.onnx)
     python evaluate.py models/<run> --runtime onnx      # score it (predict.py, serve.py: the same switch)
 
-The graph is the model's forward (layouts.py): decoder `tokens -> logits`, encdec `(src, tgt) ->
-logits`, slots `(tokens, slot_pos) -> logits`, with dynamic batch and length; token ids are those of
-codec.json (specials 0-4, then the task's symbols), export.json says which layout and inputs. A
-program outside Python decodes greedily: encode `<bos> input <sep>`, run, take the most likely next
-token, append, until `<eos>` (onnxrun.py does exactly that for the tools here).
+The graphs (onnxrun.py has the contract): slots `(tokens, slot_pos) -> logits`, one pass; decoder
+and encdec decode with a state, as the torch models do: model.onnx reads the prompt (decoder
+`tokens -> logits, state...`; encdec `(src, tokens) -> logits, state...` with tokens the first
+<bos>) and step.onnx writes each next token `(tokens, past_<state>...) -> logits, state...`, with
+dynamic batch and lengths. The state is the model's own (gpt's and tra's keys and values, the RNNs'
+hidden state): no step re-reads the sequence. Token ids are those of codec.json (specials 0-4, then
+the task's symbols); export.json names the layout, the graphs' inputs and outputs and the state. A
+program outside Python decodes greedily: encode `<bos> input <sep>`, run model.onnx, take the most
+likely next token, run step.onnx with it and the state, until `<eos>` (onnxrun.py and layouts.py do
+exactly that for the tools here).
 
 Before anything counts as written, onnxruntime must give the same greedy answers as PyTorch on the
 whole validation split; otherwise export.py fails naming the first difference. Files are written
 under temporary names and renamed at the end, so a failed export leaves nothing that looks finished.
---int8 quantises the weights of the graph's matrix products to int8, one scale per output channel,
-with onnxruntime's dynamic quantisation (activations are quantised on the fly): it works on the graph
-already checked, with the runtime that runs it, where torch's quantisation would make a second model
-to export. The embedding lookups stay float: quantising them too cost gpt 9.3 points on the bracket
-OOD lengths (75.95% -> 66.65%), per-channel scales on the matrix products alone 2.45 (73.50%). Its
-validation exact match is printed beside PyTorch's.
+--int8 quantises to int8 the weights of the matrix products outside attention (the MLPs and the
+output head), one scale per output channel, with onnxruntime's dynamic quantisation (activations
+are quantised on the fly): it works on the graphs already checked, with the runtime that runs them,
+where torch's quantisation would make a second model to export. What stays float, measured on the
+bracket 1min runs (seed 0, OOD lengths 31..60): the embedding lookups (quantised too, gpt lost 9.3
+points, 75.95% -> 66.65%) and the attention projections q, kv, o (quantised too, tra lost 1.40
+points, 90.35% -> 88.95%, and gpt moved 1.80; without them both stay within 0.3). The recurrent
+cells (GRU and LSTM nodes, not matrix products) stay float, so gru's and lstm's int8 graphs differ
+from the float ones in the output head alone. Its validation exact match is printed beside PyTorch's.
 """
 import os
 import signal
@@ -39,6 +47,7 @@ import dataset as D
 import evaluate
 import layouts
 import onnxrun
+from codec import BOS
 from runs import Parser, RunError, TMP, fail, load_run, write_json
 
 
@@ -46,19 +55,76 @@ def split_of(run, name):
     return D.load_split(D.prepare(D.DataSpec(**run.config["data"]), run.config.get("data_dir", "data")), name)
 
 
-def example_inputs(run, n=4):
-    """Inputs of the model's forward for a few validation problems, and the dynamic dimensions."""
-    exs = split_of(run, "val")[:n]
-    b = run.codec.batch(exs)
-    batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
-    if run.model.layout == "decoder":
-        x, _ = layouts.decoder_sequences(b)
-        return (x,), {"tokens": {0: batch, 1: length}}, ["tokens"]
-    if run.model.layout == "encdec":
-        tgt = b.answer
-        return (b.prompt, tgt), {"src": {0: batch, 1: length}, "tgt": {0: batch, 1: torch.export.Dim("answer")}}, ["src", "tgt"]
-    x, slot_pos = layouts.slot_inputs(b.prompt, b.prompt_len, run.model.cfg.n_slots)
-    return (x, slot_pos), {"tokens": {0: batch, 1: length}, "slot_pos": {0: batch}}, ["tokens", "slot_pos"]
+class Graph(torch.nn.Module):
+    """A model's decoding as a function of tensors only, as torch.onnx.export takes it: "model" the
+    first call (slots: the forward; decoder: read prompts; encdec: read the source and the first
+    target tokens), "step" each next token; both return the logits and then the state's tensors."""
+
+    def __init__(self, model, which, state_names=()):
+        super().__init__()
+        self.model, self.which, self.state_names = model, which, list(state_names)
+
+    def forward(self, *tensors):
+        m = self.model
+        if m.layout == "slots":
+            return m(*tensors)
+        if self.which == "step":
+            logits, state = m.step(tensors[0], dict(zip(self.state_names, tensors[1:])))
+        elif m.layout == "decoder":
+            logits, state = m.step(tensors[0])
+        else:
+            logits, state = m.step(tensors[1], m.encode(tensors[0]))
+        return (logits, *state.values())
+
+
+# The dimension of a state tensor (batch first) that grows: keys, values and positions with the
+# tokens so far, the encoder's keys/values and validity with the source.
+GROWS = {"k": (3, "past"), "v": (3, "past"), "pos": (1, "past"), "valid": (1, "past"),
+         "mem_k": (3, "length"), "mem_v": (3, "length"), "mem_valid": (1, "length")}
+
+
+def graphs(run, n=4) -> list[dict]:
+    """Each graph to export: file, module, example inputs (a few validation problems), dynamic
+    shapes, input and output names; and the state's names."""
+    m = run.model.eval()
+    b = run.codec.batch(split_of(run, "val")[:n])
+    dim = {name: torch.export.Dim(name) for name in ("batch", "length", "past")}
+    row = {0: dim["batch"]}
+    if m.layout == "slots":
+        x, slot_pos = layouts.slot_inputs(b.prompt, b.prompt_len, m.cfg.n_slots)
+        return [{"file": "model.onnx", "module": Graph(m, "model"), "args": (x, slot_pos),
+                 "shapes": ({0: dim["batch"], 1: dim["length"]}, row), "inputs": ["tokens", "slot_pos"], "outputs": ["logits"]}], []
+    if m.layout == "decoder":
+        args, shapes, inputs = (b.prompt,), ({0: dim["batch"], 1: dim["length"]},), ["tokens"]
+    else:
+        args, shapes, inputs = (b.prompt, torch.full_like(b.prompt[:, :1], BOS)), ({0: dim["batch"], 1: dim["length"]}, row), ["src", "tokens"]
+    with torch.no_grad():
+        logits, state = m.step(*args) if m.layout == "decoder" else m.step(args[1], m.encode(args[0]))
+        names, tokens = list(state), logits[:, -1:].argmax(-1)
+        state = m.step(tokens, state)[1]  # two tokens long, so that its length is not traced as a constant 1
+    step_shapes = (row,) + tuple({0: dim["batch"], **({GROWS[k][0]: dim[GROWS[k][1]]} if k in GROWS else {})} for k in names)
+    return [{"file": "model.onnx", "module": Graph(m, "model"), "args": args, "shapes": shapes, "inputs": inputs,
+             "outputs": ["logits", *names]},
+            {"file": "step.onnx", "module": Graph(m, "step", names), "args": (tokens, *state.values()), "shapes": step_shapes,
+             "inputs": ["tokens", *[f"past_{k}" for k in names]], "outputs": ["logits", *names]}], names
+
+
+def attention_nodes(path) -> list[str]:
+    """The graph's matrix products inside attention (the exporter records each node's module)."""
+    import onnx
+    module = lambda n: next((m.value for m in n.metadata_props if m.key == "namespace"), "")  # noqa: E731
+    return [n.name for n in onnx.load(path).graph.node if n.op_type == "MatMul" and "attn." in module(n)]
+
+
+def to_onnx(g, path):
+    # torch's exporter lends aten.gru/lstm a loop that keeps the sequence length dynamic, only while it
+    # exports; the operators' dispatch cache outlives that, so a second export in one process would
+    # unroll the recurrence over the example's length (torch 2.13). A fresh cache each time:
+    for op in (torch.ops.aten.gru.input, torch.ops.aten.lstm.input):
+        op._dispatch_cache.clear()
+    with quiet():
+        torch.onnx.export(g["module"], g["args"], path, input_names=g["inputs"], output_names=g["outputs"],
+                          dynamic_shapes={"tensors": g["shapes"]}, dynamo=True, optimize=True, external_data=False, verbose=False)
 
 
 @contextlib.contextmanager
@@ -78,15 +144,6 @@ def quiet():
             lg.setLevel(level)
 
 
-def to_onnx(run, path):
-    args, dims, names = example_inputs(run)
-    with quiet():
-        torch.onnx.export(run.model.eval(), args, path, input_names=names, output_names=["logits"],
-                          dynamic_shapes=tuple(dims[n] for n in names), dynamo=True, optimize=True,
-                          external_data=False, verbose=False)
-    return names
-
-
 def parity(run, model, exs) -> tuple[int, int, str | None]:
     """(problems, agreeing answers, the first difference) between PyTorch and model on examples."""
     inputs = [e.input for e in exs]
@@ -101,31 +158,40 @@ def parity(run, model, exs) -> tuple[int, int, str | None]:
 def export(path, int8=False, log=print) -> dict:
     run = load_run(path, "cpu")
     cfg = vars(run.model.cfg)
-    tmp = {name: os.path.join(path, f"{TMP}{os.getpid()}-{name}") for name in ("model.onnx", "model.int8.onnx")}
+    gs, state = graphs(run)
+    names = [g["file"] for g in gs] + [onnxrun.FILES["int8"][onnxrun.FILES["onnx"].index(g["file"])] for g in gs if int8]
+    tmp = {name: os.path.join(path, f"{TMP}{os.getpid()}-{name}") for name in names}
     try:
         t = time.time()
-        names = to_onnx(run, tmp["model.onnx"])
+        for g in gs:
+            to_onnx(g, tmp[g["file"]])
+        info = {"layout": run.model.layout, "graphs": {g["file"]: {"inputs": g["inputs"], "outputs": g["outputs"]} for g in gs},
+                "state": state, "prompts_of_one_length": bool(getattr(run.model, "exported_prompts_of_one_length", False)),
+                "n_slots": cfg.get("n_slots"), "specials": {"pad": 0, "bos": 1, "sep": 2, "eos": 3, "mask": 4},
+                "max_new_tokens": evaluate.max_new_tokens(run.task), "opset": None, "torch": torch.__version__,
+                "created": time.strftime("%Y-%m-%d %H:%M:%S")}
         val = split_of(run, "val")
-        n, same, first = parity(run, onnxrun.OnnxModel(tmp["model.onnx"], run.model.layout, cfg), val)
+        model = onnxrun.OnnxModel([tmp[g["file"]] for g in gs], info, cfg)
+        n, same, first = parity(run, model, val)
         if first is not None:
             raise RunError(f"the ONNX export disagrees with PyTorch on {n - same} of {n} validation problems, first {first}; "
                            "nothing was written")
-        info = {"layout": run.model.layout, "inputs": names, "outputs": ["logits"], "n_slots": cfg.get("n_slots"),
-                "specials": {"pad": 0, "bos": 1, "sep": 2, "eos": 3, "mask": 4}, "max_new_tokens": evaluate.max_new_tokens(run.task),
-                "opset": None, "parity": {"split": "val", "problems": n, "same_answers": same},
-                "torch": torch.__version__, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-        log(f"model.onnx: the same greedy answers as PyTorch on all {n} validation problems ({time.time() - t:.1f}s)")
+        info["parity"] = {"split": "val", "problems": n, "same_answers": same}
+        log(f"{' and '.join(g['file'] for g in gs)}: the same greedy answers as PyTorch on all {n} validation problems "
+            f"({time.time() - t:.1f}s)")
         if int8:
             from onnxruntime.quantization import QuantType, quantize_dynamic
-            with quiet():
-                quantize_dynamic(tmp["model.onnx"], tmp["model.int8.onnx"], weight_type=QuantType.QInt8, per_channel=True,
-                                 op_types_to_quantize=["MatMul"])
-            q = onnxrun.OnnxModel(tmp["model.int8.onnx"], run.model.layout, cfg)
+            files = onnxrun.FILES["int8"][:len(gs)]
+            for g, name in zip(gs, files):
+                with quiet():
+                    quantize_dynamic(tmp[g["file"]], tmp[name], weight_type=QuantType.QInt8, per_channel=True,
+                                     op_types_to_quantize=["MatMul"], nodes_to_exclude=attention_nodes(tmp[g["file"]]))
+            q = onnxrun.OnnxModel([tmp[name] for name in files], info, cfg)
             n, same, _ = parity(run, q, val)
             em_torch = evaluate.exact_match(run.model, run.codec, val, run.task)
             em_int8 = evaluate.exact_match(q, run.codec, val, run.task)
             info["int8"] = {"val_exact_match": em_int8, "torch_val_exact_match": em_torch, "same_answers": same}
-            log(f"model.int8.onnx: validation exact match {em_int8:.2%} (PyTorch {em_torch:.2%}); "
+            log(f"{' and '.join(files)}: validation exact match {em_int8:.2%} (PyTorch {em_torch:.2%}); "
                 f"the same answers on {same} of {n}")
         import onnx
         info["opset"] = next((o.version for o in onnx.load(tmp["model.onnx"], load_external_data=False).opset_import
@@ -148,7 +214,7 @@ def main(argv=None):
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog=__doc__.split("\n", 2)[2])
     p.add_argument("run", help="a run folder, e.g. models/gru_bracket_20261122_101500_1min")
-    p.add_argument("--int8", action="store_true", help="also write an int8-quantised model.int8.onnx")
+    p.add_argument("--int8", action="store_true", help="also write the int8-quantised graphs (model.int8.onnx, step.int8.onnx)")
     a = p.parse_args(argv)
     try:
         info = export(a.run.rstrip("/"), a.int8)

@@ -42,18 +42,29 @@ def mean_or_per_answer_token(ce, labels, b: Batch, per_token, columns=None):
 
 def greedy(first_logits, step, max_new):
     """Batched greedy decoding until every row has written <eos> (or max_new tokens).
-    step(tokens (B,)) -> logits (B, V) of the next position."""
+    step(tokens (B,)) -> logits (B, V) of the next position. Each step does the least it can, so
+    that one problem is answered fast: a row that is done is still stepped (its tokens become <pad>
+    at the end) and the probabilities are taken once, after the loop."""
     done = torch.zeros(first_logits.shape[0], dtype=torch.bool, device=first_logits.device)
-    toks, probs, logits = [], [], first_logits
+    toks, seen, logits = [], [], first_logits
     for t in range(max_new):
-        p, tok = logits.float().softmax(-1).max(-1)
-        toks.append(tok.masked_fill(done, PAD))
-        probs.append(p.masked_fill(done, 1.0))
+        tok = logits.argmax(-1)
+        toks.append(tok)
+        seen.append(logits)
         done |= tok == EOS
-        if bool(done.all()) or t == max_new - 1:
+        if t == max_new - 1 or bool(done.all()):
             break
-        logits = step(toks[-1])
-    return torch.stack(toks, 1), torch.stack(probs, 1)
+        logits = step(tok)
+    tok = torch.stack(toks, 1)
+    prob = torch.stack(seen, 1).float().softmax(-1).gather(-1, tok[..., None])[..., 0]
+    return after_eos_padded(tok, prob)
+
+
+def after_eos_padded(tok, prob):
+    """<pad> (probability 1) in place of every token after a row's first <eos>."""
+    eos = (tok == EOS).long()
+    after = eos.cumsum(1) - eos > 0
+    return tok.masked_fill(after, PAD), prob.masked_fill(after, 1.0)
 
 
 # ----------------------------------------------------------------------------- decoder-only
@@ -161,9 +172,7 @@ def slots_generate(model, prompt, prompt_len, max_new):
             first_eos = torch.where(filled & (tok == EOS), idx, n).min(1, keepdim=True).values
             if bool((filled | (idx >= first_eos)).all()):
                 break
-    tok, prob = tok[:, :max_new], prob[:, :max_new]
-    after_eos = (tok == EOS).long().cumsum(1) - (tok == EOS).long() > 0
-    return tok.masked_fill(after_eos, PAD), prob.masked_fill(after_eos, 1.0)
+    return after_eos_padded(tok[:, :max_new], prob[:, :max_new])
 
 
 # ----------------------------------------------------------------------------- dispatch

@@ -94,10 +94,10 @@ def apply_rope(x, tables):
 
 
 class Attention(nn.Module):
-    def __init__(self, d_model, n_head, dropout):
+    def __init__(self, d_model, n_head, dropout, cross=False):
         super().__init__()
         assert d_model % n_head == 0, "d_model must be divisible by n_head"
-        self.n_head, self.dropout = n_head, dropout
+        self.n_head, self.dropout, self.cross = n_head, dropout, cross
         self.q = nn.Linear(d_model, d_model)
         self.kv = nn.Linear(d_model, 2 * d_model)
         self.o = nn.Linear(d_model, d_model)
@@ -107,18 +107,21 @@ class Attention(nn.Module):
         return t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
 
     def forward(self, x, bias, mem=None, rope=None, cache=None):
-        """x (B, Tq, C). mem: the source of keys/values for cross-attention (else x).
-        rope: rotary tables for the new tokens (queries and their own keys). cache: a dict kept across decoding steps:
-        self-attention appends the new keys/values, cross-attention computes them once."""
+        """x (B, Tq, C). mem: the memory a cross-attention reads (else x is). rope: rotary tables for
+        the new tokens (queries and their own keys). cache: the layer's dict kept across decoding
+        steps: self-attention appends the new keys/values to k, v (B, H, S, hd); cross-attention
+        computes mem_k, mem_v once."""
         q = self._heads(self.q(x))
-        if cache is not None and mem is not None and "k" in cache:
-            k, v = cache["k"], cache["v"]
+        if self.cross and cache is not None and "mem_k" in cache:
+            k, v = cache["mem_k"], cache["mem_v"]
         else:
-            k, v = (self._heads(t) for t in self.kv(x if mem is None else mem).chunk(2, dim=-1))
+            k, v = (self._heads(t) for t in self.kv(mem if self.cross else x).chunk(2, dim=-1))
             if rope is not None:
                 q, k = apply_rope(q, rope), apply_rope(k, rope)
-            if cache is not None:
-                if mem is None and "k" in cache:
+            if cache is not None and self.cross:
+                cache["mem_k"], cache["mem_v"] = k, v
+            elif cache is not None:
+                if "k" in cache:
                     k, v = torch.cat((cache["k"], k), 2), torch.cat((cache["v"], v), 2)
                 cache["k"], cache["v"] = k, v
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0)
@@ -131,24 +134,25 @@ class Block(nn.Module):
     def __init__(self, d_model, n_head, dropout, cross=False):
         super().__init__()
         self.ln1, self.attn = nn.LayerNorm(d_model), Attention(d_model, n_head, dropout)
-        self.ln_x, self.xattn = (nn.LayerNorm(d_model), Attention(d_model, n_head, dropout)) if cross else (None, None)
+        self.ln_x, self.xattn = (nn.LayerNorm(d_model), Attention(d_model, n_head, dropout, cross=True)) if cross else (None, None)
         self.ln2 = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model), nn.Dropout(dropout))
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, bias, rope=None, mem=None, mem_bias=None, cache=None):
-        x = x + self.drop(self.attn(self.ln1(x), bias, rope=rope, cache=None if cache is None else cache.setdefault("self", {})))
+        x = x + self.drop(self.attn(self.ln1(x), bias, rope=rope, cache=cache))
         if self.xattn is not None:
-            x = x + self.drop(self.xattn(self.ln_x(x), mem_bias, mem=mem, cache=None if cache is None else cache.setdefault("cross", {})))
+            x = x + self.drop(self.xattn(self.ln_x(x), mem_bias, mem=mem, cache=cache))
         return x + self.mlp(self.ln2(x))
 
 
 class Positions:
-    """Per-row positions and validity of every key seen so far, for one attention stack."""
+    """Per-row positions and validity of every key seen so far, for one attention stack; a
+    decoding state's pos and valid (B, S) when continuing one."""
 
-    def __init__(self, kind, n_head, head_dim, causal):
+    def __init__(self, kind, n_head, head_dim, causal, k_pos=None, k_valid=None):
         self.kind, self.n_head, self.head_dim, self.causal = kind, n_head, head_dim, causal
-        self.k_pos = self.k_valid = self.last = None
+        self.k_pos, self.k_valid, self.last = k_pos, k_valid, None
 
     def step(self, valid_new):
         """Register new tokens (B, T) and return (bias, rope) for their queries."""
@@ -159,6 +163,18 @@ class Positions:
         self.last = new_pos
         bias = attn_bias(self.kind, self.n_head, new_pos, self.k_pos, self.k_valid, self.causal, valid_new.device)
         return bias, rope_tables(new_pos, self.head_dim) if self.kind == "rope" else None
+
+
+def layer_caches(state, n_layer):
+    """The per-layer cache dicts of a decoding state: its k, v, mem_k, mem_v (B, n_layer, H, S, hd)
+    split by layer (empty dicts when the state has none)."""
+    keys = [k for k in ("k", "v", "mem_k", "mem_v") if state is not None and k in state]
+    return [{k: state[k][:, i] for k in keys} for i in range(n_layer)]
+
+
+def stack_caches(caches):
+    """The inverse of layer_caches: {name: (B, n_layer, H, S, hd)}."""
+    return {k: torch.stack([c[k] for c in caches], 1) for k in caches[0]}
 
 
 def init_weights(module):

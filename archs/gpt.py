@@ -2,9 +2,10 @@
 (the decoder layout, layouts.py); generation steps with a key/value cache."""
 from dataclasses import dataclass, field
 
+import torch
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights
+from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights, layer_caches, stack_caches
 from codec import PAD
 
 
@@ -67,8 +68,9 @@ class Model(nn.Module):
         init_weights(self)
         self.head.weight = self.emb.weight  # tied input and output embeddings
 
-    def _positions(self):
-        return Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal=True)
+    def _positions(self, state=None):
+        return Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal=True,
+                         k_pos=None if state is None else state["pos"], k_valid=None if state is None else state["valid"])
 
     def _run(self, tokens, positions, caches=None, places=None):
         bias, rope = positions.step(tokens != PAD)
@@ -83,14 +85,19 @@ class Model(nn.Module):
         return self._run(tokens, self._positions(), places=None if self.places is None else self.places(tokens))
 
     def step(self, tokens, state=None):
-        """With no state: read right-padded prompts (padding keys are masked and positions count
-        real tokens only, so the next token continues each row). Returns (logits, state)."""
-        if state is None:
-            places = None if self.places is None else self.places(tokens)
-            state = (self._positions(), [{} for _ in self.blocks], None)
-        elif self.places is not None:
-            places, count = self.places.answer(tokens, state[2])
-            state = (*state[:2], count)
+        """Logits (B, T, V) of tokens that continue state, and the state after them. With no state
+        the tokens are right-padded prompts (padding keys are masked and positions count real
+        tokens only, so the next token continues each row). The state is a dict of batch-first
+        tensors (export.py makes them the step graph's inputs and outputs): k, v (B, n_layer, H,
+        S, hd) the keys and values so far, pos and valid (B, S) their positions and which are
+        real, and with places count (B,), the digits of the number being written."""
+        if self.places is None:
+            places = count = None
+        elif state is None:
+            places, count = self.places(tokens), torch.zeros_like(tokens[:, 0])
         else:
-            places = None
-        return self._run(tokens, state[0], state[1], places), state
+            places, count = self.places.answer(tokens, state["count"])
+        positions, caches = self._positions(state), layer_caches(state, len(self.blocks))
+        logits = self._run(tokens, positions, caches, places)
+        state = {**stack_caches(caches), "pos": positions.k_pos, "valid": positions.k_valid}
+        return logits, state if count is None else {**state, "count": count}

@@ -3,6 +3,7 @@ layout, layouts.py), shared by the gru and lstm architectures, with their config
 and search space. Reading a prompt packs it, so padding never enters the recurrent state."""
 from dataclasses import dataclass, field
 
+import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -39,6 +40,7 @@ def search_space(trial):
 
 class RNNLM(nn.Module):
     layout = "decoder"
+    exported_prompts_of_one_length = True  # step() cannot pack prompts in an exported graph (export.py)
 
     def __init__(self, cfg, cell):
         super().__init__()
@@ -63,18 +65,30 @@ class RNNLM(nn.Module):
         return self.head(self.drop(out))
 
     def step(self, tokens, state=None):
-        """With no state: read right-padded prompts (packed, so the state is each row's after its
-        last real token). With a state: continue it by tokens (B, T). Returns (logits, state)."""
+        """Logits (B, T, V) of tokens that continue state, and the state after them. With no state
+        the tokens are right-padded prompts, read packed so that the state is each row's after
+        its last real token (an exported graph cannot pack: there, rows of one length per call,
+        onnxrun.py groups them). The state is a dict of batch-first tensors (export.py makes them
+        the step graph's inputs and outputs): h (B, n_layer, d_model), for lstm also c, and with
+        places count (B,), the digits of the number being written."""
         if state is None:
             x = self.emb(tokens) if self.places is None else self.emb(tokens) + self.places(tokens)
-            lengths = (tokens != PAD).sum(1).clamp(min=1).cpu()
-            out, hidden = self.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
-            out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])
-            return self.head(out), (hidden, None)
-        hidden, count = state
-        x = self.emb(tokens)
-        if self.places is not None:
-            places, count = self.places.answer(tokens, count)
-            x = x + places
-        out, hidden = self.rnn(x, hidden)
-        return self.head(out), (hidden, count)
+            if torch.compiler.is_exporting():
+                out, hidden = self.rnn(x)
+            else:
+                lengths = (tokens != PAD).sum(1).clamp(min=1).cpu()
+                out, hidden = self.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+                out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])
+            count = None if self.places is None else torch.zeros_like(tokens[:, 0])
+        else:
+            x, count = self.emb(tokens), state.get("count")
+            if self.places is not None:
+                places, count = self.places.answer(tokens, count)
+                x = x + places
+            hidden = state["h"].transpose(0, 1).contiguous()
+            if "c" in state:
+                hidden = (hidden, state["c"].transpose(0, 1).contiguous())
+            out, hidden = self.rnn(x, hidden)
+        hidden = hidden if isinstance(hidden, tuple) else (hidden,)
+        state = {name: t.transpose(0, 1) for name, t in zip("hc", hidden)}
+        return self.head(out), state if count is None else {**state, "count": count}

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, cross_bias, init_weights
+from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, cross_bias, init_weights, layer_caches, stack_caches
 from codec import PAD
 
 
@@ -57,8 +57,9 @@ class Model(nn.Module):
         init_weights(self)
         self.head.weight = self.emb.weight
 
-    def _positions(self, causal):
-        return Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal)
+    def _positions(self, causal, state=None):
+        return Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal,
+                         k_pos=None if state is None else state["pos"], k_valid=None if state is None else state["valid"])
 
     def _encode(self, src):
         valid = src != PAD
@@ -84,14 +85,23 @@ class Model(nn.Module):
         return self._decode(tgt, mem, valid, self._positions(causal=True), places=places)
 
     def encode(self, src):
-        """The decoding state after reading right-padded sources: their memory and empty caches."""
+        """The decoding state after reading right-padded sources: their memory mem (B, Ts, C) and
+        which of it is real, mem_valid (B, Ts)."""
         mem, valid = self._encode(src)
-        return {"mem": mem, "valid": valid, "pos": self._positions(causal=True), "caches": [{} for _ in self.decoder],
-                "count": None}
+        return {"mem": mem, "mem_valid": valid}
 
     def step(self, tokens, state):
-        """Decoder logits for tokens (B, T) that continue state; returns (logits, state)."""
-        places = None
+        """Decoder logits for tokens (B, T) that continue state, and the state after them: a dict
+        of batch-first tensors (export.py makes them the step graph's inputs and outputs):
+        mem_k, mem_v (B, n_layer, H, Ts, hd) the memory's keys and values, computed at the first
+        step; mem_valid; k, v (B, n_layer, H, S, hd) the decoder's keys and values so far, pos
+        and valid (B, S) their positions and which are real; with places count (B,), the digits
+        of the number being written."""
+        places = count = None
         if self.places is not None:
-            places, state["count"] = self.places.answer(tokens, state["count"])
-        return self._decode(tokens, state["mem"], state["valid"], state["pos"], state["caches"], places), state
+            places, count = self.places.answer(tokens, state.get("count"))
+        positions = self._positions(causal=True, state=state if "pos" in state else None)
+        caches = layer_caches(state, len(self.decoder))
+        logits = self._decode(tokens, state.get("mem"), state["mem_valid"], positions, caches, places)
+        state = {**stack_caches(caches), "mem_valid": state["mem_valid"], "pos": positions.k_pos, "valid": positions.k_valid}
+        return logits, state if count is None else {**state, "count": count}

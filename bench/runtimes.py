@@ -8,7 +8,9 @@ For each run and runtime: exact match on the test and OOD splits (evaluate.evalu
 writes the usual evaluation files), answers that differ from PyTorch's, model file size,
 single-problem latency (median and p90 of `--single` test problems asked one at a time, as
 predict.py and a lightly loaded serve.py do) and batch throughput (the whole test split in
-evaluate.py's batches of 500). Everything runs on the CPU with the machine's cores; nothing else
+evaluate.py's batches of 500, median of 3 rounds). The three runtimes take turns, problem by
+problem, so that a slow spell of a shared machine weighs on all three alike. The file size of an
+export is that of all its graphs. Everything runs on the CPU with the machine's cores; nothing else
 should run meanwhile.
 """
 import argparse
@@ -29,42 +31,52 @@ from onnxrun import FILES, RUNTIMES  # noqa: E402
 from runs import RunError, fail, load_run, machine  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "bench", "results", "runtimes.csv")
-WEIGHTS = {"torch": "model.safetensors", **FILES}
+WEIGHTS = {"torch": ("model.safetensors",), **FILES}
 
 
-def timings(run, problems, cap, single: int) -> tuple[dict, list[str]]:
-    """Single-problem latency (median, p90, in ms), batch throughput (problems/s), and the answers."""
-    evaluate.answers(run.model, run.codec, problems[:8], cap)  # warm-up: first calls allocate
-    lat = []
-    for p in problems[:single]:
-        t = time.perf_counter()
-        evaluate.answers(run.model, run.codec, [p], cap)
-        lat.append((time.perf_counter() - t) * 1000)
-    t = time.perf_counter()
-    answers, _ = evaluate.answers(run.model, run.codec, problems, cap)
-    batch_s = time.perf_counter() - t
-    return {"latency_ms_p50": statistics.median(lat), "latency_ms_p90": statistics.quantiles(lat, n=10)[-1],
-            "batch_problems_per_s": len(problems) / batch_s}, answers
+def timings(runs: dict, problems, cap, single: int, rounds: int = 3) -> tuple[dict, dict]:
+    """Per runtime: single-problem latency (median, p90, in ms), batch throughput (problems/s, the
+    median of rounds), and the answers. The runtimes take turns problem by problem (the order
+    rotating), so that a slow spell of a shared machine falls on all of them alike."""
+    names = list(runs)
+    for run in runs.values():  # warm-up: first calls allocate
+        evaluate.answers(run.model, run.codec, problems[:8], cap)
+    lat = {n: [] for n in names}
+    for i, p in enumerate(problems[:single]):
+        for n in names[i % len(names):] + names[:i % len(names)]:
+            t = time.perf_counter()
+            evaluate.answers(runs[n].model, runs[n].codec, [p], cap)
+            lat[n].append((time.perf_counter() - t) * 1000)
+    batch, answers = {n: [] for n in names}, {}
+    for r in range(rounds):
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            t = time.perf_counter()
+            answers[n], _ = evaluate.answers(runs[n].model, runs[n].codec, problems, cap)
+            batch[n].append(len(problems) / (time.perf_counter() - t))
+    return {n: {"latency_ms_p50": statistics.median(lat[n]), "latency_ms_p90": statistics.quantiles(lat[n], n=10)[-1],
+                "batch_problems_per_s": statistics.median(batch[n])} for n in names}, answers
 
 
 def measure(path: str, single: int) -> list[dict]:
-    if not all(os.path.isfile(os.path.join(path, FILES[r])) for r in ("onnx", "int8")):
+    try:
+        [load_run(path, "cpu", rt) for rt in ("onnx", "int8")]
+    except RunError:  # not exported yet, or by an older export.py
         export.export(path, int8=True, log=lambda line: print(f"  {line}"))
-    rows, torch_answers = [], {}
-    for runtime in RUNTIMES:
-        result = evaluate.evaluate_run(path, "cpu", runtime=runtime)
-        run = load_run(path, "cpu", runtime)
-        problems = [e.input for e in D.load_split(result["data"], "test")]
-        times, answers = timings(run, problems, evaluate.max_new_tokens(run.task), single)
-        if runtime == "torch":
-            torch_answers = answers
-        row = {"run": path, "arch": run.config["arch"], "task": run.task.name, "runtime": runtime,
-               "test_em": result["test"]["exact_match"], "ood_em": result["ood"]["exact_match"],
-               "test_same_as_torch": sum(a == b for a, b in zip(answers, torch_answers)) / len(problems),
-               "file_kib": os.path.getsize(os.path.join(path, WEIGHTS[runtime])) / 1024, **times,
+    results = {rt: evaluate.evaluate_run(path, "cpu", runtime=rt) for rt in RUNTIMES}
+    runs = {rt: load_run(path, "cpu", rt) for rt in RUNTIMES}
+    torch_run = runs["torch"]
+    problems = [e.input for e in D.load_split(results["torch"]["data"], "test")]
+    times, answers = timings(runs, problems, evaluate.max_new_tokens(torch_run.task), single)
+    rows = []
+    for rt in RUNTIMES:
+        files = [f for f in WEIGHTS[rt] if os.path.isfile(os.path.join(path, f))]
+        row = {"run": path, "arch": torch_run.config["arch"], "task": torch_run.task.name, "runtime": rt,
+               "test_em": results[rt]["test"]["exact_match"], "ood_em": results[rt]["ood"]["exact_match"],
+               "test_same_as_torch": sum(a == b for a, b in zip(answers[rt], answers["torch"])) / len(problems),
+               "file_kib": sum(os.path.getsize(os.path.join(path, f)) for f in files) / 1024, **times[rt],
                "cpu_count": machine()["cpu_count"], "date": time.strftime("%Y-%m-%d %H:%M")}
         rows.append(row)
-        print(f"  {runtime:5s} test {row['test_em']:.2%} ood {row['ood_em']:.2%} same {row['test_same_as_torch']:.2%} "
+        print(f"  {rt:5s} test {row['test_em']:.2%} ood {row['ood_em']:.2%} same {row['test_same_as_torch']:.2%} "
               f"{row['file_kib']:.0f} KiB  p50 {row['latency_ms_p50']:.2f} ms  batch {row['batch_problems_per_s']:.0f}/s")
     return rows
 

@@ -12,8 +12,9 @@ from conftest import assert_one_line_error, run_cli
 from runs import RunError, load_run
 from train import TrainConfig, train
 
-TINY = {"gru": {"d_model": 32}, "lstm": {"d_model": 32}, "tra": {"d_model": 32}, "ber": {"d_model": 32, "n_layer": 1},
-        "gpt": {"d_model": 32, "n_layer": 1, "places": True}}
+TINY = {"gru": {"d_model": 32}, "lstm": {"d_model": 32, "places": True}, "tra": {"d_model": 32, "places": True},
+        "ber": {"d_model": 32, "n_layer": 1}, "gpt": {"d_model": 32, "n_layer": 1, "places": True}}
+ARITH = ("lstm", "tra", "gpt")  # digit places in the prompt and in the state of the step graphs
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def tiny_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     runs = {}
     for arch in archs.ARCHS:
-        task = ("arith", {"ops": "+-", "format": "reversed"}) if arch in ("gpt", "tra") else ("bracket", None)
+        task = ("arith", {"ops": "+-", "format": "reversed"}) if arch in ARITH else ("bracket", None)
         m = train(TrainConfig(arch=arch, budget="2s", data=D.DataSpec(task[0], task[1], 2000, 100, 150, 100),
                               model=dict(TINY[arch]), models_dir=str(root / "models"), data_dir=str(root / "data")), quiet=True)
         runs[arch] = m["run"]
@@ -34,7 +35,8 @@ def test_export_answers_like_pytorch(tiny_runs, arch):
     info = export.export(runs[arch], int8=True, log=lambda *_: None)
     assert info["parity"]["same_answers"] == info["parity"]["problems"] == 100
     files = set(os.listdir(runs[arch]))
-    assert {"model.onnx", "model.int8.onnx", "codec.json", "export.json"} <= files and not any(f.startswith(".tmp-") for f in files)
+    graphs = {"model.onnx", "model.int8.onnx"} | ({"step.onnx", "step.int8.onnx"} if arch != "ber" else set())
+    assert graphs | {"codec.json", "export.json"} <= files and not any(f.startswith(".tmp-") for f in files)
     assert json.load(open(os.path.join(runs[arch], "export.json")))["layout"] == load_run(runs[arch]).model.layout
     assert info["sizes"]["model.int8.onnx"] <= info["sizes"]["model.onnx"]
     torch_run, onnx_run = load_run(runs[arch]), load_run(runs[arch], runtime="onnx")
@@ -45,6 +47,38 @@ def test_export_answers_like_pytorch(tiny_runs, arch):
             evaluate.predict(onnx_run.model, onnx_run.codec, exs, onnx_run.task)
     int8 = load_run(runs[arch], runtime="int8")
     assert 0 <= evaluate.exact_match(int8.model, int8.codec, D.load_split(folder, "test"), int8.task) <= 1
+    if arch in ("tra", "ber", "gpt"):  # int8 leaves attention float and quantises the MLPs
+        import onnx
+        attention = export.attention_nodes(os.path.join(runs[arch], "model.onnx"))
+        nodes = {n.name: n.op_type for n in onnx.load(os.path.join(runs[arch], "model.int8.onnx")).graph.node}
+        assert attention and all(nodes.get(name) == "MatMul" for name in attention)
+        assert any(op in ("MatMulInteger", "DynamicQuantizeMatMul") for op in nodes.values())
+
+
+@pytest.mark.parametrize("arch", ["gru", "lstm", "tra", "gpt"])
+def test_decoding_steps_carry_the_state(tiny_runs, arch):
+    """model.onnx reads each prompt once (a recurrent model once per prompt length), then every
+    step.onnx call takes one token per row and the state, whose past grows by one each step."""
+    root, runs = tiny_runs
+    export.export(runs[arch], log=lambda *_: None)
+    run = load_run(runs[arch], runtime="onnx")
+    calls = []
+    for which in ("first", "next"):
+        graph = getattr(run.model, which)
+        real = graph.sess.run
+        graph.sess.run = lambda names, feed, _real=real, _which=which: calls.append((_which, {k: v.shape for k, v in feed.items()})) \
+            or _real(names, feed)
+    inputs = ["1+2", "12+34", "5-67", "89+0"] if arch in ARITH else ["((", "[(【", "{", "(([["]
+    answers, _ = evaluate.answers(run.model, run.codec, inputs, 12)
+    torch_run = load_run(runs[arch])
+    assert answers == evaluate.answers(torch_run.model, torch_run.codec, inputs, 12)[0]
+    reads = [c for c in calls if c[0] == "first"]
+    lengths = {len(run.codec.encode(x)) for x in inputs}
+    assert len(reads) == (len(lengths) if arch in ("gru", "lstm") else 1)
+    steps = [shapes for which, shapes in calls if which == "next"]
+    assert steps and all(s["tokens"] == (4, 1) for s in steps)
+    if arch in ("tra", "gpt"):
+        assert [s["past_k"][3] for s in steps] == list(range(steps[0]["past_k"][3], steps[0]["past_k"][3] + len(steps)))
 
 
 def test_runtimes_from_the_command_line(tiny_runs):
@@ -75,7 +109,7 @@ def test_runtimes_bench_measures_all_three(tiny_runs, monkeypatch, tmp_path):
 def test_export_bad_input(tmp_path, monkeypatch):
     root = tmp_path
     run = train(TrainConfig(arch="lstm", budget="1s", data=D.DataSpec("bracket", None, 2000, 100, 150, 100),
-                            model=dict(TINY["lstm"]), models_dir=str(root / "models"), data_dir=str(root / "data")), quiet=True)["run"]
+                            model={"d_model": 32}, models_dir=str(root / "models"), data_dir=str(root / "data")), quiet=True)["run"]
     p, _ = run_cli("evaluate.py", run, "--runtime", "int8", cwd=root)  # never exported
     assert_one_line_error(p)
     assert "export it first with: python export.py" in p.stderr and "--int8" in p.stderr
@@ -87,10 +121,17 @@ def test_export_bad_input(tmp_path, monkeypatch):
     p, _ = run_cli("predict.py", run, "--runtime", "onnx", "(((", cwd=root)
     assert_one_line_error(p)
     assert "model.onnx is not a usable ONNX model" in p.stderr
-    os.unlink(os.path.join(run, "model.onnx"))
-    os.unlink(os.path.join(run, "export.json"))
+    export.export(run, log=lambda *_: None)
+    info = json.load(open(os.path.join(run, "export.json")))
+    del info["state"]  # an export made before the step graph
+    json.dump(info, open(os.path.join(run, "export.json"), "w"))
+    p, _ = run_cli("predict.py", run, "--runtime", "onnx", "(((", cwd=root)
+    assert_one_line_error(p)
+    assert "export.json does not describe this run's export; export again with: python export.py" in p.stderr
+    for name in ("model.onnx", "step.onnx", "export.json"):
+        os.unlink(os.path.join(run, name))
     monkeypatch.setattr(export, "parity", lambda run, model, split="val": (100, 99, "'((': PyTorch '))', onnxruntime ')'"))
     with pytest.raises(RunError, match="disagrees with PyTorch on 1 of 100 validation problems, first '\\(\\('"):
         export.export(run, log=lambda *_: None)
     left = os.listdir(run)
-    assert "model.onnx" not in left and "export.json" not in left and not any(f.startswith(".tmp-") for f in left)
+    assert not {"model.onnx", "step.onnx", "export.json"} & set(left) and not any(f.startswith(".tmp-") for f in left)
