@@ -83,7 +83,7 @@ GROWS = {"k": (3, "past"), "v": (3, "past"), "pos": (1, "past"), "valid": (1, "p
          "mem_k": (3, "length"), "mem_v": (3, "length"), "mem_valid": (1, "length")}
 
 
-def graphs(run, n=4) -> list[dict]:
+def graphs(run, n=4) -> tuple[list[dict], list[str]]:
     """Each graph to export: file, module, example inputs (a few validation problems), dynamic
     shapes, input and output names; and the state's names."""
     m = run.model.eval()
