@@ -159,7 +159,8 @@ def export(path, int8=False, log=print) -> dict:
     run = load_run(path, "cpu")
     cfg = vars(run.model.cfg)
     gs, state = graphs(run)
-    names = [g["file"] for g in gs] + [onnxrun.FILES["int8"][onnxrun.FILES["onnx"].index(g["file"])] for g in gs if int8]
+    int8_files = onnxrun.FILES["int8"][:len(gs)] if int8 else ()
+    names = [g["file"] for g in gs] + list(int8_files)
     tmp = {name: os.path.join(path, f"{TMP}{os.getpid()}-{name}") for name in names}
     try:
         t = time.time()
@@ -181,17 +182,16 @@ def export(path, int8=False, log=print) -> dict:
             f"({time.time() - t:.1f}s)")
         if int8:
             from onnxruntime.quantization import QuantType, quantize_dynamic
-            files = onnxrun.FILES["int8"][:len(gs)]
-            for g, name in zip(gs, files):
+            for g, name in zip(gs, int8_files):
                 with quiet():
                     quantize_dynamic(tmp[g["file"]], tmp[name], weight_type=QuantType.QInt8, per_channel=True,
                                      op_types_to_quantize=["MatMul"], nodes_to_exclude=attention_nodes(tmp[g["file"]]))
-            q = onnxrun.OnnxModel([tmp[name] for name in files], info, cfg)
+            q = onnxrun.OnnxModel([tmp[name] for name in int8_files], info, cfg)
             n, same, _ = parity(run, q, val)
             em_torch = evaluate.exact_match(run.model, run.codec, val, run.task)
             em_int8 = evaluate.exact_match(q, run.codec, val, run.task)
             info["int8"] = {"val_exact_match": em_int8, "torch_val_exact_match": em_torch, "same_answers": same}
-            log(f"{' and '.join(files)}: validation exact match {em_int8:.2%} (PyTorch {em_torch:.2%}); "
+            log(f"{' and '.join(int8_files)}: validation exact match {em_int8:.2%} (PyTorch {em_torch:.2%}); "
                 f"the same answers on {same} of {n}")
         import onnx
         info["opset"] = next((o.version for o in onnx.load(tmp["model.onnx"], load_external_data=False).opset_import

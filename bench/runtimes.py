@@ -59,11 +59,11 @@ def timings(runs: dict, problems, cap, single: int, rounds: int = 3) -> tuple[di
 
 def measure(path: str, single: int) -> list[dict]:
     try:
-        [load_run(path, "cpu", rt) for rt in ("onnx", "int8")]
+        runs = {rt: load_run(path, "cpu", rt) for rt in RUNTIMES}
     except RunError:  # not exported yet, or by an older export.py
         export.export(path, int8=True, log=lambda line: print(f"  {line}"))
+        runs = {rt: load_run(path, "cpu", rt) for rt in RUNTIMES}
     results = {rt: evaluate.evaluate_run(path, "cpu", runtime=rt) for rt in RUNTIMES}
-    runs = {rt: load_run(path, "cpu", rt) for rt in RUNTIMES}
     torch_run = runs["torch"]
     problems = [e.input for e in D.load_split(results["torch"]["data"], "test")]
     times, answers = timings(runs, problems, evaluate.max_new_tokens(torch_run.task), single)
