@@ -19,6 +19,7 @@ import json
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 SPECIALS = ("<pad>", "<bos>", "<sep>", "<eos>", "<mask>")
@@ -120,10 +121,11 @@ class Codec:
 
 
 def pad(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    out = torch.full((len(seqs), max(1, int(lens.max()) if len(seqs) else 1)), PAD, dtype=torch.long)
-    out[torch.arange(out.shape[1]) < lens[:, None]] = torch.tensor(list(itertools.chain.from_iterable(seqs)), dtype=torch.long)
-    return out, lens
+    """Right-padded rows and their lengths (built in numpy: a one-problem call costs microseconds)."""
+    lens = np.fromiter(map(len, seqs), np.int64, len(seqs))
+    out = np.full((len(seqs), max(1, int(lens.max()) if len(seqs) else 1)), PAD, np.int64)
+    out[np.arange(out.shape[1]) < lens[:, None]] = np.fromiter(itertools.chain.from_iterable(seqs), np.int64, int(lens.sum()))
+    return torch.from_numpy(out), torch.from_numpy(lens)
 
 
 @dataclass

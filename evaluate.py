@@ -48,9 +48,9 @@ def answers(model, codec, inputs: list[str], max_new: int, device="cpu", batch_s
         idx = order[s: s + batch_size]
         prompt, prompt_len = codec.prompts([inputs[i] for i in idx])
         tokens, p = layouts.generate(model, prompt.to(device), prompt_len.to(device), max_new)
-        tokens, p = tokens.cpu(), p.double().prod(1).cpu()
+        tokens, p = tokens.cpu().tolist(), p.double().prod(1).cpu().tolist()
         for row, i in enumerate(idx):
-            texts[i], probs[i] = codec.decode(tokens[row]), float(p[row])
+            texts[i], probs[i] = codec.decode(tokens[row]), p[row]
     model.train(was_training)
     return texts, probs
 

@@ -7,6 +7,7 @@ decoder  (gru, lstm, gpt) one stream  <bos> input <sep> target <eos>; the loss i
              model(tokens) -> logits (B, T, V)
              model.step(tokens, state=None) -> (logits, state); with no state the tokens are
              right-padded prompts and the state continues after each row's last real token.
+             (An exported model's step returns numpy logits: greedy decoding takes either.)
 encdec   (tra) the encoder reads <bos> input <sep>; the decoder writes target <eos> after a <bos>.
              model(src, tgt) -> logits (B, Tt, V); model.encode(src) -> state;
              model.step(tokens, state) -> (logits, state)
@@ -18,6 +19,7 @@ Decoding is greedy and unconstrained: up to max_new tokens, stopping at <eos>, w
 of the answer. It returns the tokens (B, <=max_new), <pad> after <eos>, and the probability of
 each chosen token (1 after <eos>): their product is the probability of the answer.
 """
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -44,19 +46,20 @@ def greedy(first_logits, step, max_new):
     """Batched greedy decoding until every row has written <eos> (or max_new tokens).
     step(tokens (B,)) -> logits (B, V) of the next position. Each step does the least it can, so
     that one problem is answered fast: a row that is done is still stepped (its tokens become <pad>
-    at the end) and the probabilities are taken once, after the loop."""
-    done = torch.zeros(first_logits.shape[0], dtype=torch.bool, device=first_logits.device)
-    toks, seen, logits = [], [], first_logits
+    at the end) and the probabilities are taken once, after the loop. The logits may be torch
+    tensors or numpy arrays (an onnxruntime model's, onnxrun.py): the loop uses what both have, so
+    an exported model's steps never wait on PyTorch's per-operation overhead."""
+    toks, seen, logits, done = [], [], first_logits, None
     for t in range(max_new):
         tok = logits.argmax(-1)
         toks.append(tok)
         seen.append(logits)
-        done |= tok == EOS
+        done = tok == EOS if done is None else done | (tok == EOS)
         if t == max_new - 1 or bool(done.all()):
             break
         logits = step(tok)
-    tok = torch.stack(toks, 1)
-    prob = torch.stack(seen, 1).float().softmax(-1).gather(-1, tok[..., None])[..., 0]
+    tok, logits = (torch.stack(x, 1) if torch.is_tensor(x[0]) else torch.from_numpy(np.stack(x, 1)) for x in (toks, seen))
+    prob = logits.float().softmax(-1).gather(-1, tok[..., None])[..., 0]
     return after_eos_padded(tok, prob)
 
 
@@ -94,7 +97,7 @@ def decoder_loss(model, b: Batch, per_token=False):
 
 def decoder_generate(model, prompt, prompt_len, max_new):
     logits, state = model.step(prompt)
-    first = logits[torch.arange(prompt.shape[0], device=prompt.device), prompt_len - 1]
+    first = logits[range(prompt.shape[0]), (prompt_len - 1).tolist()]  # indexes a numpy array as well
 
     def step(tok):
         nonlocal state

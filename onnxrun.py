@@ -84,8 +84,8 @@ class OnnxModel(torch.nn.Module):
     def encode(self, src):  # encdec: model.onnx reads the source together with the first target tokens
         return {"src": numpy(src)}
 
-    def _out(self, outs):
-        return torch.from_numpy(outs[0]), dict(zip(self.state_names, outs[1:]))
+    def _out(self, outs):  # numpy logits: layouts.greedy decodes them without PyTorch's per-call overhead
+        return outs[0], dict(zip(self.state_names, outs[1:]))
 
     def step(self, tokens, state=None):
         tokens = numpy(tokens)
