@@ -48,7 +48,7 @@ import dataset as D
 import evaluate
 import layouts
 import onnxrun
-from codec import BOS
+from codec import BOS, EOS, MASK, PAD, SEP
 from runs import Parser, RunError, TMP, fail, load_run, write_json
 
 
@@ -150,15 +150,13 @@ def quiet():
             lg.setLevel(level)
 
 
-def parity(run, model, exs) -> tuple[int, int, str | None]:
-    """(problems, agreeing answers, the first difference) between PyTorch and model on examples."""
-    inputs = [e.input for e in exs]
-    cap = evaluate.max_new_tokens(run.task)
-    ours, _ = evaluate.answers(run.model, run.codec, inputs, cap)
-    theirs, _ = evaluate.answers(model, run.codec, inputs, cap)
+def parity(run, model, inputs, ours) -> tuple[int, str | None, list[str]]:
+    """(agreeing answers, the first difference, model's answers) between PyTorch's answers ours to
+    inputs and model's."""
+    theirs, _ = evaluate.answers(model, run.codec, inputs, evaluate.max_new_tokens(run.task))
     same = sum(a == b for a, b in zip(ours, theirs))
     first = next((f"{x!r}: PyTorch {a!r}, onnxruntime {b!r}" for x, a, b in zip(inputs, ours, theirs) if a != b), None)
-    return len(inputs), same, first
+    return same, first, theirs
 
 
 def export(path, int8=False, log=print) -> dict:
@@ -174,12 +172,14 @@ def export(path, int8=False, log=print) -> dict:
             to_onnx(g, tmp[g["file"]])
         info = {"layout": run.model.layout, "graphs": {g["file"]: {"inputs": g["inputs"], "outputs": g["outputs"]} for g in gs},
                 "state": state, "prompts_of_one_length": bool(getattr(run.model, "exported_prompts_of_one_length", False)),
-                "n_slots": cfg.get("n_slots"), "specials": {"pad": 0, "bos": 1, "sep": 2, "eos": 3, "mask": 4},
+                "n_slots": cfg.get("n_slots"), "specials": {"pad": PAD, "bos": BOS, "sep": SEP, "eos": EOS, "mask": MASK},
                 "max_new_tokens": evaluate.max_new_tokens(run.task), "opset": None, "torch": torch.__version__,
                 "created": time.strftime("%Y-%m-%d %H:%M:%S")}
         val = split_of(run, "val")
+        inputs, n = [e.input for e in val], len(val)
+        ours, _ = evaluate.answers(run.model, run.codec, inputs, evaluate.max_new_tokens(run.task))
         model = onnxrun.OnnxModel([tmp[g["file"]] for g in gs], info, cfg)
-        n, same, first = parity(run, model, val)
+        same, first, _ = parity(run, model, inputs, ours)
         if first is not None:
             raise RunError(f"the ONNX export disagrees with PyTorch on {n - same} of {n} validation problems, first {first}; "
                            "nothing was written")
@@ -190,9 +190,8 @@ def export(path, int8=False, log=print) -> dict:
             for g, name in zip(gs, int8_files):
                 quantize(tmp[g["file"]], tmp[name])
             q = onnxrun.OnnxModel([tmp[name] for name in int8_files], info, cfg)
-            n, same, _ = parity(run, q, val)
-            em_torch = evaluate.exact_match(run.model, run.codec, val, run.task)
-            em_int8 = evaluate.exact_match(q, run.codec, val, run.task)
+            same, _, theirs = parity(run, q, inputs, ours)
+            em_torch, em_int8 = (sum(a == e.target for a, e in zip(answers, val)) / n for answers in (ours, theirs))
             info["int8"] = {"val_exact_match": em_int8, "torch_val_exact_match": em_torch, "same_answers": same}
             log(f"{' and '.join(int8_files)}: validation exact match {em_int8:.2%} (PyTorch {em_torch:.2%}); "
                 f"the same answers on {same} of {n}")

@@ -135,7 +135,7 @@ def test_export_bad_input(tmp_path, monkeypatch):
     assert "export.json does not describe this run's export; export again with: python export.py" in p.stderr
     for name in ("model.onnx", "step.onnx", "export.json"):
         os.unlink(os.path.join(run, name))
-    monkeypatch.setattr(export, "parity", lambda run, model, split="val": (100, 99, "'((': PyTorch '))', onnxruntime ')'"))
+    monkeypatch.setattr(export, "parity", lambda run, model, inputs, ours: (99, "'((': PyTorch '))', onnxruntime ')'", []))
     with pytest.raises(RunError, match="disagrees with PyTorch on 1 of 100 validation problems, first '\\(\\('"):
         export.export(run, log=lambda *_: None)
     left = os.listdir(run)
