@@ -64,9 +64,14 @@ def predict(model, codec, examples, task, device="cpu") -> list[str]:
     return answers(model, codec, [e.input for e in examples], max_new_tokens(task), device)[0]
 
 
+def correct(task, output: str, target: str) -> bool:
+    """Exact match of the scored part (the result after a scratch pad; for most formats all of it)."""
+    return task.scored(output) == task.scored(target)
+
+
 def exact_match(model, codec, examples, task, device="cpu") -> float:
     preds = predict(model, codec, examples, task, device)
-    return sum(p == e.target for p, e in zip(preds, examples)) / len(examples)
+    return sum(correct(task, p, e.target) for p, e in zip(preds, examples)) / len(examples)
 
 
 def edit_distance(a: list, b: list) -> int:
@@ -79,12 +84,12 @@ def edit_distance(a: list, b: list) -> int:
     return prev[-1]
 
 
-def per_example(examples, preds, codec) -> pd.DataFrame:
+def per_example(examples, preds, codec, task) -> pd.DataFrame:
     rows = []
     for e, p in zip(examples, preds):
         pt, tt = codec.encode(p), codec.encode(e.target)
         n = max(len(pt), len(tt), 1)
-        rows.append({"input": e.input, "output": p, "expected": e.target, "correct": p == e.target,
+        rows.append({"input": e.input, "output": p, "expected": e.target, "correct": correct(task, p, e.target),
                      "token_acc": sum(x == y for x, y in zip(pt, tt)) / n if (pt or tt) else 1.0,
                      "edit_dist": edit_distance(pt, tt) / n, **e.meta})
     return pd.DataFrame(rows)
@@ -137,7 +142,7 @@ def evaluate_run(path, device="auto", ood: dict | None = None, runtime="torch") 
     t0 = time.time()
     for split in ("test", "ood"):
         exs = D.load_split(folder, split)
-        frames[split] = per_example(exs, predict(run.model, run.codec, exs, run.task, device), run.codec)
+        frames[split] = per_example(exs, predict(run.model, run.codec, exs, run.task, device), run.codec, run.task)
         result[split] = {**summarize(frames[split]), "breakdown": breakdown(frames[split], run.task)}
     result["eval_seconds"] = time.time() - t0
     result["baselines"] = baselines(D.load_split(folder, "train"), D.load_split(folder, "test"))

@@ -191,7 +191,7 @@ def export(path, int8=False, log=print) -> dict:
                 quantize(tmp[g["file"]], tmp[name])
             q = onnxrun.OnnxModel([tmp[name] for name in int8_files], info, cfg)
             same, _, theirs = parity(run, q, inputs, ours)
-            em_torch, em_int8 = (sum(a == e.target for a, e in zip(answers, val)) / n for answers in (ours, theirs))
+            em_torch, em_int8 = (sum(evaluate.correct(run.task, a, e.target) for a, e in zip(answers, val)) / n for answers in (ours, theirs))
             info["int8"] = {"val_exact_match": em_int8, "torch_val_exact_match": em_torch, "same_answers": same}
             log(f"{' and '.join(int8_files)}: validation exact match {em_int8:.2%} (PyTorch {em_torch:.2%}); "
                 f"the same answers on {same} of {n}")

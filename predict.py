@@ -41,7 +41,7 @@ console = Console(highlight=False, soft_wrap=True)
 def ask(run, texts: list[str], device="cpu") -> list[dict]:
     """Answers to typed problems, in order. Each is {"input", "problem" (the task's form),
     "output" (as the model wrote it), "answer" (as people read it), "probability", "warnings",
-    and "latex" for arithmetic} or, for one the run cannot take, {"input", "error"}."""
+    and "latex" for arithmetic, "work" for a scratch pad} or, for one the run cannot take, {"input", "error"}."""
     out, todo = [], []
     for text in texts:
         problem = run.task.normalize(text)
@@ -69,6 +69,8 @@ def show(result: dict):
         return
     answer = result["answer"] if result["answer"] else "(nothing)"
     console.print(f"{escape(result['problem'])} → [bold]{escape(answer)}[/bold]  ({result['probability']:.2%})")
+    if "work" in result:
+        console.print(f"  partial products: {escape(result['work'])}")
     if "latex" in result:
         console.print(f"  LaTeX: {escape(result['latex'])}")
     for w in result["warnings"]:

@@ -1,6 +1,6 @@
 """The task registry: name -> class. A task is one file that declares its config (a dataclass),
 its symbols (the codec), how it samples examples and their metadata for breakdowns, and how it
-reads what people type (`normalize`, `check`, `present`). Adding a task is one file and one line."""
+reads what people type (`normalize`, `check`, `present`) and which part of an answer is scored (`scored`). Adding a task is one file and one line."""
 from dataclasses import fields
 
 from codec import Codec

@@ -11,6 +11,12 @@ target:   the exact result, shortest decimal form: `36`, `3.5`, `-7.5`.
           format=reversed writes the result's characters backwards (`63`, `5.3`, `5.7-`),
           which lets a left-to-right model produce the low digits first.
           format=latex writes the whole equation: `12 \\times 3 = 36`, `\\frac{7}{2} = 3.5`.
+          format=scratch is reversed with a scratch pad for `*`: the partial products of the
+          operands' digits (point and sign left out), one per digit of the longer operand, each
+          reversed and shifted to its place, then `=` and the reversed result:
+          `47*23` -> `141+049=1801` (47*3 = 141, 47*20 = 940), `-4.7*2.3` -> `141+049=18.01-`,
+          `58*6` -> `84+003=843` (8*6 = 48, 50*6 = 300).
+          Exact match scores the result after the last `=` (`scored`).
 meta:     op, digits (`2x1`: digits of each operand), negative, decimal.
 OOD:      the longer operand has ood_min_digits..ood_max_digits digits (default both digits+1),
           the other 1 up to as many.
@@ -24,7 +30,7 @@ import torch
 
 from tasks.common import BadInput, DataError, Example, fold
 
-FORMATS = ("plain", "reversed", "latex")
+FORMATS = ("plain", "reversed", "latex", "scratch")
 NUMBER = r"\d+(?:\.\d+)?"
 PROBLEM = re.compile(rf"(-?{NUMBER})([-+*/])(\(-{NUMBER}\)|{NUMBER})")
 TYPED = re.compile(rf"\(?(-?{NUMBER})\)?([-+*/])\(?(-?{NUMBER})\)?")
@@ -37,7 +43,7 @@ class ArithConfig:
     digits: int = 2
     negatives: bool = False
     decimals: bool = False
-    format: str = "plain"  # plain | reversed | latex
+    format: str = "plain"  # plain | reversed | latex | scratch
     ood_min_digits: int | None = None  # the OOD split's longer operand: None means digits + 1
     ood_max_digits: int | None = None
 
@@ -61,6 +67,8 @@ class Arith:
 
     def symbols(self) -> list[str]:
         plain = [*"0123456789+-*/.()"]
+        if self.cfg.format == "scratch":
+            return plain + ["="]
         return plain + [" ", "=", "{", "}", "\\frac", "\\times"] if self.cfg.format == "latex" else plain
 
     def max_input_len(self) -> int:
@@ -73,6 +81,8 @@ class Arith:
         value = 2 * d + 4        # sign, product digits, point and two decimals
         if self.cfg.format == "latex":
             return value + 2 * (d + 2) + 16
+        if self.cfg.format == "scratch" and "*" in self.cfg.ops:
+            return value + d * (2 * d + 1)  # d partial products of at most 2d digits, each with its + or =
         return value
 
     # Operands are whole numbers of tenths, so every check and result below is exact integer math.
@@ -123,7 +133,9 @@ class Arith:
         return out
 
     def answer(self, a: str, op: str, b: str, value: str) -> str:
-        if self.cfg.format == "reversed":
+        if self.cfg.format == "scratch" and op == "*":
+            return "+".join(str(p)[::-1] for p in partials(a, b)) + "=" + value[::-1]
+        if self.cfg.format in ("reversed", "scratch"):
             return value[::-1]
         if self.cfg.format == "latex":
             return latex(a, op, b, value)
@@ -167,11 +179,18 @@ class Arith:
             warnings.append("the quotient is not exact to two decimals; training only had exact quotients")
         return warnings
 
+    def scored(self, output: str) -> str:
+        """The part of an answer that exact match compares: the result after a scratch pad."""
+        return output.rpartition("=")[2] if self.cfg.format == "scratch" else output
+
     def present(self, text: str, output: str) -> dict:
-        """The model's output as shown to people: the answer in the natural order and, for a
-        problem of this task, the equation in LaTeX."""
-        answer = output[::-1] if self.cfg.format == "reversed" else output
+        """The model's output as shown to people: the answer in the natural order, a scratch
+        pad's partial products in the natural order and, for a problem of this task, the
+        equation in LaTeX."""
+        answer = self.scored(output)[::-1] if self.cfg.format in ("reversed", "scratch") else output
         shown = {"answer": answer}
+        if self.cfg.format == "scratch" and "=" in output:
+            shown["work"] = " + ".join(p[::-1] for p in output.rpartition("=")[0].split("+"))
         if self.cfg.format == "latex":
             return shown
         try:
@@ -195,6 +214,15 @@ def meta_of(a: str, op: str, b: str) -> dict:
     """The breakdown metadata of a problem, read off its text: op, digits (`2x1`), negative, decimal."""
     return {"op": op, "digits": f"{digits(a)}x{digits(b)}", "negative": a.startswith("-") or b.startswith("-"),
             "decimal": "." in a or "." in b}
+
+
+def partials(a: str, b: str) -> list[int]:
+    """The partial products of a * b's digits, point and sign left out: one per digit of the
+    longer operand (of b when they are as long) from the lowest, each shifted to its place, so
+    that a 2-digit by 1-digit problem takes two one-digit products:
+    partials('-4.7', '23') -> [141, 940], partials('58', '6') -> [48, 300]."""
+    x, y = sorted((int(n.lstrip("-").replace(".", "")) for n in (a, b)), key=lambda n: len(str(n)))
+    return [x * int(d) * 10**i for i, d in enumerate(reversed(str(y)))]
 
 
 def latex(a: str, op: str, b: str, value: str) -> str:

@@ -98,6 +98,10 @@ class Bracket:
             warnings.append(f"nesting depth {deepest} is deeper than the {self.cfg.max_depth} it was trained on")
         return warnings
 
+    def scored(self, output: str) -> str:
+        """The part of an answer that exact match compares: all of it."""
+        return output
+
     def present(self, text: str, output: str) -> dict:
         """The model's output as shown to people."""
         return {"answer": output}

@@ -51,15 +51,24 @@ def solve_arith(text: str) -> Fraction:
     return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else None}[op]
 
 
-@pytest.mark.parametrize("fmt", ["plain", "reversed", "latex"])
+@pytest.mark.parametrize("fmt", ["plain", "reversed", "latex", "scratch"])
 def test_arith_labels_are_right(fmt):
     task = make_task("arith", {"digits": 2, "negatives": True, "decimals": True, "format": fmt})
     exs = task.sample(torch.Generator().manual_seed(2), 5000)
     for e in exs:
         value = solve_arith(e.input)
         assert value is not None, "division by zero generated"
-        shown = {"plain": e.target, "reversed": e.target[::-1], "latex": e.target.split(" = ")[-1]}[fmt]
+        shown = {"plain": e.target, "reversed": e.target[::-1], "latex": e.target.split(" = ")[-1],
+                 "scratch": e.target.rpartition("=")[2][::-1]}[fmt]
         assert Fraction(shown) == value, e
+        if fmt == "scratch" and e.meta["op"] == "*":  # partial products: the digits of b from the lowest, at their places
+            a, b = (str(int(x.strip("()-").replace(".", ""))) for x in e.input.split("*"))
+            a, b = (b, a) if len(a) > len(b) else (a, b)  # one partial product per digit of the longer operand
+            parts = [int(p[::-1]) for p in e.target.rpartition("=")[0].split("+")]
+            assert parts == [int(a) * int(d) * 10**i for i, d in enumerate(reversed(b))], e
+            assert abs(value) * 10 ** sum(len(x.strip("()").partition(".")[2]) for x in e.input.split("*")) == sum(parts), e
+        elif fmt == "scratch":
+            assert "=" not in e.target and e.target == task.scored(e.target), e
         assert not re.search(r"\.\d{3}", shown) and not shown.endswith("."), "at most two decimals, shortest form"
     assert {e.meta["digits"] for e in exs} == {"1x1", "1x2", "2x1", "2x2"}
     assert {e.meta["op"] for e in exs} == set("+-*/")

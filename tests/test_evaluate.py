@@ -72,10 +72,14 @@ def test_oracle_scores_100_and_untrained_scores_near_0(tmp_path, task_name, opti
 
 
 def test_metrics():
-    df = evaluate.per_example([Example("((", "))", {}), Example("(", ")", {})], ["))", ")]"], codec_of(make_task("bracket")))
+    df = evaluate.per_example([Example("((", "))", {}), Example("(", ")", {})], ["))", ")]"], codec_of(make_task("bracket")), make_task("bracket"))
     assert df["correct"].tolist() == [True, False]
     assert df["token_acc"].tolist() == [1.0, 0.5] and df["edit_dist"].tolist() == [0.0, 0.5]
     assert evaluate.edit_distance(list("kitten"), list("sitting")) == 3
+    scratch = make_task("arith", {"format": "scratch"})  # exact match scores the result after the scratch pad
+    df = evaluate.per_example([Example("47*23", "141+049=1801", {})] * 3, ["141+049=1801", "999=1801", "141+049=1800"],
+                              codec_of(scratch), scratch)
+    assert df["correct"].tolist() == [True, True, False] and df["token_acc"].tolist()[0] == 1.0
 
 
 def test_evaluate_cli_latest_and_all(trained_run):

@@ -47,12 +47,18 @@ def test_run_is_saved_within_budget(tmp_path):
 
 
 def test_arith_and_long_names(tmp_path):
-    p, _ = run_cli("train.py", "transformer", "3s", "--task", "arith", "--format", "reversed", "--ops", "+-",
+    p, _ = run_cli("train.py", "transformer", "3s", "--task", "arith", "--format", "scratch", "--ops", "+-*",
                    *SMALL, "--set", "d_model=32", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     [name] = visible_runs(tmp_path)
     assert name.startswith("tra_arith_")
-    assert json.load(open(tmp_path / "models" / name / "config.json"))["model"]["d_model"] == 32
+    cfg = json.load(open(tmp_path / "models" / name / "config.json"))
+    assert cfg["model"]["d_model"] == 32 and cfg["data"]["options"]["format"] == "scratch"
+    p, _ = run_cli("predict.py", "--latest", "--json", "12*34", "5-3", cwd=tmp_path)  # a scratch-pad run answers in the natural order
+    assert p.returncode == 0, p.stderr
+    for line in p.stdout.splitlines():
+        r = json.loads(line)
+        assert r["answer"] == r["output"].rpartition("=")[2][::-1] and ("work" in r) == ("=" in r["output"])
 
 
 @pytest.mark.parametrize("args", [
