@@ -15,7 +15,8 @@ target:   the exact result, shortest decimal form: `36`, `3.5`, `-7.5`.
           operands' digits (point and sign left out), one per digit of the longer operand, each
           reversed and shifted to its place, then `=` and the reversed result:
           `47*23` -> `141+049=1801` (47*3 = 141, 47*20 = 940), `-4.7*2.3` -> `141+049=18.01-`,
-          `58*6` -> `84+003=843` (8*6 = 48, 50*6 = 300).
+          `58*6` -> `84+003=843` (8*6 = 48, 50*6 = 300). A quotient is written in the natural
+          order, highest digit first, as long division finds it: `7/2` -> `3.5`.
           Exact match scores the result after the last `=` (`scored`).
 meta:     op, digits (`2x1`: digits of each operand), negative, decimal.
 OOD:      the longer operand has ood_min_digits..ood_max_digits digits (default both digits+1),
@@ -135,6 +136,8 @@ class Arith:
     def answer(self, a: str, op: str, b: str, value: str) -> str:
         if self.cfg.format == "scratch" and op == "*":
             return "+".join(str(p)[::-1] for p in partials(a, b)) + "=" + value[::-1]
+        if self.cfg.format == "scratch" and op == "/":
+            return value  # a quotient is worked out from its highest digit, as in long division
         if self.cfg.format in ("reversed", "scratch"):
             return value[::-1]
         if self.cfg.format == "latex":
@@ -187,7 +190,9 @@ class Arith:
         """The model's output as shown to people: the answer in the natural order, a scratch
         pad's partial products in the natural order and, for a problem of this task, the
         equation in LaTeX."""
-        answer = self.scored(output)[::-1] if self.cfg.format in ("reversed", "scratch") else output
+        m = PROBLEM.fullmatch(text)
+        backwards = self.cfg.format == "reversed" or (self.cfg.format == "scratch" and not (m and m.group(2) == "/"))
+        answer = self.scored(output)[::-1] if backwards else self.scored(output)
         shown = {"answer": answer}
         if self.cfg.format == "scratch" and "=" in output:
             shown["work"] = " + ".join(p[::-1] for p in output.rpartition("=")[0].split("+"))

@@ -108,6 +108,7 @@ def test_arith_checks_and_presents():
     scratch = make_task("arith", {"format": "scratch", "decimals": True, "negatives": True})
     assert scratch.present("-4.7*23", "141+049=1.801-") == {"answer": "-108.1", "work": "141 + 940", "latex": "-4.7 \\times 23 = -108.1"}
     assert scratch.present("12+3", "51") == {"answer": "15", "latex": "12 + 3 = 15"}
+    assert scratch.present("7/2", "3.5")["answer"] == "3.5" and scratch.answer("7", "/", "2", "3.5") == "3.5"
     assert make_task("arith", {"decimals": True}).check("7/3") == ["the quotient is not exact to two decimals; "
                                                                     "training only had exact quotients"]
 

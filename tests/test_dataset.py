@@ -59,7 +59,7 @@ def test_arith_labels_are_right(fmt):
         value = solve_arith(e.input)
         assert value is not None, "division by zero generated"
         shown = {"plain": e.target, "reversed": e.target[::-1], "latex": e.target.split(" = ")[-1],
-                 "scratch": e.target.rpartition("=")[2][::-1]}[fmt]
+                 "scratch": e.target if e.meta["op"] == "/" else e.target.rpartition("=")[2][::-1]}[fmt]
         assert Fraction(shown) == value, e
         if fmt == "scratch" and e.meta["op"] == "*":  # partial products: the digits of b from the lowest, at their places
             a, b = (str(int(x.strip("()-").replace(".", ""))) for x in e.input.split("*"))
