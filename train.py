@@ -353,6 +353,8 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
 
     loop = run_loop(model, opt, data, task, codec, device, cfg, budget_s, console, on_eval, quiet)
     if loop.steps == 0:
+        if loop.interrupted:  # stopped before the first step: still an interrupt (hyper.py's workers stop on it)
+            raise KeyboardInterrupt
         raise RunError(f"no training step was made in {cfg.budget} (setup took {setup_s:.1f}s before the clock started); "
                        "nothing was saved")
     adapters = None

@@ -243,3 +243,21 @@ def test_leftovers_of_killed_processes_are_cleaned_and_folders_follow_the_umask(
     assert (os.stat(tmp_path / "models" / run).st_mode & 0o777) == 0o777 & ~umask
     [data] = os.listdir(tmp_path / "data")
     assert (os.stat(tmp_path / "data" / data).st_mode & 0o777) == 0o777 & ~umask
+
+
+def test_interrupt_before_the_first_step_stays_an_interrupt(tmp_path, monkeypatch):
+    """Ctrl-C (or hyper.py's SIGINT to a worker) that lands before the first step ends: train()
+    raises KeyboardInterrupt, not the 'no training step' error a hyper.py worker would catch and
+    go on past, and nothing is saved."""
+    import dataset as D
+    import layouts
+    from train import TrainConfig, train
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(layouts, "loss", interrupted)
+    cfg = TrainConfig(arch="gru", budget="5s", data=D.DataSpec("bracket", {"max_len": 8, "max_depth": 4}, 500, 50, 50, 50),
+                      model={"d_model": 16}, models_dir=str(tmp_path / "models"), data_dir=str(tmp_path / "data"))
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, quiet=True)
+    assert visible_runs(tmp_path) == []
