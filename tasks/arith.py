@@ -133,12 +133,15 @@ class Arith:
             out.append(Example(text, self.answer(A, op, B, V), meta_of(A, op, B)))
         return out
 
+    def backwards(self, op: str | None) -> bool:
+        """Whether the result of op is written backwards: every result in the reversed format,
+        all but a quotient in the scratch format (long division finds its highest digit first)."""
+        return self.cfg.format == "reversed" or (self.cfg.format == "scratch" and op != "/")
+
     def answer(self, a: str, op: str, b: str, value: str) -> str:
         if self.cfg.format == "scratch" and op == "*":
             return "+".join(str(p)[::-1] for p in partials(a, b)) + "=" + value[::-1]
-        if self.cfg.format == "scratch" and op == "/":
-            return value  # a quotient is worked out from its highest digit, as in long division
-        if self.cfg.format in ("reversed", "scratch"):
+        if self.backwards(op):
             return value[::-1]
         if self.cfg.format == "latex":
             return latex(a, op, b, value)
@@ -190,19 +193,16 @@ class Arith:
         """The model's output as shown to people: the answer in the natural order, a scratch
         pad's partial products in the natural order and, for a problem of this task, the
         equation in LaTeX."""
-        m = PROBLEM.fullmatch(text)
-        backwards = self.cfg.format == "reversed" or (self.cfg.format == "scratch" and not (m and m.group(2) == "/"))
-        answer = self.scored(output)[::-1] if backwards else self.scored(output)
-        shown = {"answer": answer}
-        if self.cfg.format == "scratch" and "=" in output:
-            shown["work"] = " + ".join(p[::-1] for p in output.rpartition("=")[0].split("+"))
-        if self.cfg.format == "latex":
-            return shown
         try:
             a, op, b = parse(text)
         except BadInput:
-            return shown
-        shown["latex"] = latex(a, op, b, answer)
+            a = op = b = None
+        result = self.scored(output)
+        shown = {"answer": result[::-1] if self.backwards(op) else result}
+        if self.cfg.format == "scratch" and "=" in output:
+            shown["work"] = " + ".join(p[::-1] for p in output.rpartition("=")[0].split("+"))
+        if self.cfg.format != "latex" and op is not None:
+            shown["latex"] = latex(a, op, b, shown["answer"])
         return shown
 
 
