@@ -33,7 +33,7 @@ import archs
 import dataset as D
 import evaluate
 from runs import Parser, machine, versions
-from train import TrainConfig, parse_budget, train
+from train import Budget, TrainConfig, train
 
 RESULTS = os.path.join("bench", "results")
 RUNS_DIR = os.path.join("bench", "runs")
@@ -136,7 +136,7 @@ def groups(ev) -> dict:
 # ----------------------------------------------------------------------------- report
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    g = df.groupby(["preset", "arch"], sort=False)
+    g = df.groupby(["preset", "budget", "arch"], sort=False)  # a preset run under --budget is reported apart
     out = g.agg(runs=("test_em", "size"), test_em_median=("test_em", "median"), test_em_min=("test_em", "min"),
                 test_em_max=("test_em", "max"), ood_em=("ood_em", "median"), ood2_em=("ood2_em", "median"),
                 steps=("steps", "median"),
@@ -155,7 +155,9 @@ def plots(df: pd.DataFrame) -> list[str]:
     if not bracket.empty:  # accuracy versus budget
         fig, ax = plt.subplots(figsize=(6, 4))
         for arch, g in bracket.groupby("arch"):
-            pts = g.assign(s=g["budget"].map(parse_budget)).groupby("s")["test_em"].median()
+            g = g.assign(b=g["budget"].map(Budget.parse))
+            g = g[g["b"].map(lambda b: b.unit == "s")]  # step budgets have no place on a time axis
+            pts = g.assign(s=g["b"].map(lambda b: b.amount)).groupby("s")["test_em"].median()
             ax.plot(pts.index, pts.values * 100, marker="o", label=arch)
         ax.set_xscale("log")
         ax.set_xlabel("training budget (s, log)")
@@ -233,11 +235,12 @@ def report(df: pd.DataFrame, presets: dict):
              "FLOP rate (6 x parameters x padded tokens per second) as a share of that matmul peak. "
              "`cpu/wall` and `load` show how busy the machine was.", ""]
     table = summary_table(df)
-    for preset, g in table.groupby("preset", sort=False):
-        known = presets.get(preset) or PRESETS.get(preset) or QUICK.get(preset)
+    for (preset, budget), g in table.groupby(["preset", "budget"], sort=False):
+        known = PRESETS.get(preset) or QUICK.get(preset) or presets.get(preset)
         goal = known.goal if known else ""
-        lines += [f"## {preset}", "", f"Target: {goal}", ""]
-        show = g.drop(columns=["preset"]).copy()
+        other = known is not None and known.budget != budget  # a preset run under --budget
+        lines += [f"## {preset}" + (f", trained for {budget}" if other else ""), "", f"Target: {goal}", ""]
+        show = g.drop(columns=["preset", "budget"]).copy()
         if show["ood2_em"].isna().all():
             show = show.drop(columns=["ood2_em"])
         for c in ("test_em_median", "test_em_min", "test_em_max", "ood_em", "ood2_em", "peak_share"):
@@ -248,7 +251,7 @@ def report(df: pd.DataFrame, presets: dict):
         for c in ("cpu_per_wall", "load"):
             show[c] = show[c].map(lambda v: f"{v:.2f}")
         lines += [show.to_markdown(index=False), ""]
-        rows = df[df["preset"] == preset]
+        rows = df[(df["preset"] == preset) & (df["budget"] == budget)]
         first = rows.drop_duplicates("arch")
         configs = first["config"] if "config" in first else [None] * len(first)
         lines += ["Settings: " + "; ".join(f"`{a}` {settings_text(c)}" for a, c in zip(first["arch"], configs)) + ".", ""]
@@ -293,7 +296,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="every architecture for 15s on bracket (a few minutes)")
     p.add_argument("--only", help=f"comma-separated presets: {', '.join(PRESETS)}")
     p.add_argument("--archs", default=",".join(ALL), help="comma-separated architectures (default all)")
-    p.add_argument("--budget", help="train every run of the chosen presets for this budget instead (e.g. 3s)")
+    p.add_argument("--budget", help="train every run of the chosen presets for this budget instead (e.g. 3s, 30000steps)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--report", action="store_true", help="only rebuild the report from runs.csv")
     p.add_argument("--commit", action="store_true", help="git-commit bench/results after every run")
@@ -307,7 +310,7 @@ def main(argv=None):
     try:
         arch_list = [archs.resolve(x) for x in a.archs.split(",")]
         if a.budget:
-            parse_budget(a.budget)
+            Budget.parse(a.budget)
     except KeyError as e:
         p.error(f"unknown architecture {e.args[0]!r}; choose from {', '.join(ALL)}")
     except ValueError as e:
@@ -321,8 +324,10 @@ def main(argv=None):
     cells = [(name, p, arch, seed) for name, p in presets.items() for seed in p.seeds for arch in arch_list]
     done = {(r.preset, r.arch, r.budget, int(r.seed)) for r in df.itertuples()}
     todo = [c for c in cells if (c[0], c[2], c[1].budget, c[3]) not in done]
-    total = sum(parse_budget(c[1].budget) for c in todo)
-    print(f"{len(cells) - len(todo)} of {len(cells)} runs done; {len(todo)} to go, about {total / 60:.0f} min of training")
+    budgets = [Budget.parse(c[1].budget) for c in todo]
+    total, steps = sum(b.amount for b in budgets if b.unit == "s"), sum(b.amount for b in budgets if b.unit == "steps")
+    print(f"{len(cells) - len(todo)} of {len(cells)} runs done; {len(todo)} to go, about {total / 60:.0f} min of training"
+          + (f" and {steps:,.0f} steps" if steps else ""))
     for i, (name, p, arch, seed) in enumerate(todo, 1):
         budget = p.budget
         print(f"[{i}/{len(todo)}] {name} {arch} {budget} seed {seed}", flush=True)

@@ -42,7 +42,7 @@ from rich.table import Table
 import archs
 import dataset as D
 from runs import Parser, RunError, clean_stale, fail, tmp_dir
-from train import BUDGET_HELP, DEFAULT_WARMUP, TrainConfig, parse_budget, train
+from train import DEFAULT_WARMUP, TIME_HELP, TrainConfig, parse_budget, train
 
 DEFAULT_STORAGE = "sqlite:///optuna_studies/studies.db"
 STUDIES_DIR = "optuna_studies"
@@ -449,7 +449,7 @@ def main(argv=None):
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--arch", help=f"architecture to tune: {', '.join(archs.ARCHS)}")
-    p.add_argument("--time", help=f"the study's time limit ({BUDGET_HELP})")
+    p.add_argument("--time", help=f"the study's time limit ({TIME_HELP})")
     p.add_argument("--trial-budget", default="1min", help="training time of each trial (default 1min)")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     p.add_argument("--trials", type=int, help="stop after this many trials (default: only the time limit)")
@@ -479,7 +479,7 @@ def main(argv=None):
                 fail("give --arch (new study) or --resume --study NAME, and --time (no terminal to ask on)")
             a = interactive(a)
         if not a.time:
-            fail(f"--time is required ({BUDGET_HELP})")
+            fail(f"--time is required ({TIME_HELP})")
         time_s = parse_budget(a.time)
         cores = os.cpu_count() or 1
         if not 1 <= a.workers <= cores:

@@ -5,12 +5,18 @@
     python train.py gpt 10min --task arith --digits 3 --ops +- --format reversed
     python train.py gru 5min --resume models/gru_bracket_20261122_101500_1min
     python train.py gpt 1min --set n_layer=3 --set d_model=96 --lr 2e-3
+    python train.py gpt 30000steps --task arith   # a step budget: the same run on any machine
 
 The clock starts once the data is prepared and the model and optimizer are built (that setup is
 timed and reported apart); the budget covers training and its periodic validation, which is held
 to a small share of it. Then the validation and test splits are scored and the run is saved,
 which takes a few seconds. The learning rate follows the budget: linear warm-up over the first
 `--warmup` share of the time, then cosine decay to zero when the time is spent.
+
+A budget may count optimizer steps instead (`30000steps`): the schedule and the validation points
+then follow the share of steps taken, so a run does the same work, bit for bit on one machine,
+however busy the machine is. That is the budget for comparing two settings; a time budget is the
+one for asking what a machine buys in ten minutes.
 """
 import os
 import signal
@@ -42,18 +48,48 @@ from tasks import codec_of, make_task
 UNITS = {"s": 1, "sec": 1, "min": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 MAX_BUDGET = 2 * 86400
 DEFAULT_WARMUP = 0.02  # share of the budget, for architectures whose TRAIN_DEFAULTS do not say
-BUDGET_HELP = "a number and a unit: 30s, 1min, 10min, 1hour, 6hours, 2days (at most 2days)"
+TIME_HELP = "a number and a unit: 30s, 1min, 10min, 1hour, 6hours, 2days (at most 2days)"
+BUDGET_HELP = f"{TIME_HELP}, or optimizer steps: 30000steps"
+MAX_STEPS = 10**9
 
 
 def parse_budget(text: str) -> float:
     """Seconds in a budget like `90s`, `1min`, `1hour`, `2days`; ValueError with the reason."""
     m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|sec|min|hours?|days?)", text.strip())
     if not m:
-        raise ValueError(f"malformed budget {text!r}; expected {BUDGET_HELP}")
+        raise ValueError(f"malformed budget {text!r}; expected {TIME_HELP}")
     seconds = float(m.group(1)) * UNITS[m.group(2)]
     if seconds < 1 or seconds > MAX_BUDGET:
         raise ValueError(f"budget {text!r} is out of range; expected 1s up to 2days")
     return seconds
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a run may spend: seconds of training (`10min`) or optimizer steps (`30000steps`)."""
+    amount: float
+    unit: str  # "s" or "steps"
+
+    @classmethod
+    def parse(cls, text: str) -> "Budget":
+        m = re.fullmatch(r"(\d+)steps?", text.strip())
+        if not m:
+            try:
+                return cls(parse_budget(text), "s")
+            except ValueError as e:
+                raise ValueError(str(e).replace(TIME_HELP, BUDGET_HELP)) from None
+        if not 1 <= int(m.group(1)) <= MAX_STEPS:
+            raise ValueError(f"budget {text!r} is out of range; expected 1steps up to {MAX_STEPS}steps")
+        return cls(int(m.group(1)), "steps")
+
+    def frac(self, elapsed: float, steps: int) -> float:
+        """The share spent after `elapsed` seconds and `steps` steps."""
+        return (steps if self.unit == "steps" else elapsed) / self.amount
+
+    def left(self, elapsed: float, steps: int) -> str:
+        if self.unit == "steps":
+            return f"step {steps} of {self.amount:.0f}"
+        return f"{elapsed:.0f}s / {max(0.0, self.amount - elapsed):.0f}s left"
 
 
 def parse_choice(text: str) -> tuple[str, str]:
@@ -65,7 +101,7 @@ def parse_choice(text: str) -> tuple[str, str]:
         arch = archs.resolve(parts[0])
     except KeyError:
         raise ValueError(f"unknown architecture {parts[0]!r}; choose one of: {', '.join(archs.ARCHS)}") from None
-    parse_budget(parts[1])
+    Budget.parse(parts[1])
     return arch, parts[1]
 
 
@@ -91,7 +127,7 @@ class TrainConfig:
     model: dict = field(default_factory=dict)  # overrides of the architecture's Config
     lr: float | None = None          # None: the architecture's TRAIN_DEFAULTS
     batch_size: int | None = None
-    warmup: float | None = None      # share of the budget spent warming up the learning rate (None: the architecture's)
+    warmup: float | None = None      # share of the budget (time or steps) spent warming up the learning rate (None: the architecture's)
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     seed: int = 0
@@ -234,8 +270,8 @@ class Loop:
     of the budget, on a share of the validation split sized so that validation takes at most
     VAL_SHARE of the time so far (a point is skipped rather than overspent)."""
 
-    def __init__(self, cfg: TrainConfig, budget_s: float):
-        self.cfg, self.budget_s = cfg, budget_s
+    def __init__(self, cfg: TrainConfig, budget: Budget):
+        self.cfg, self.budget = cfg, budget
         self.steps = self.samples = self.tokens = self.tokens_padded = 0
         self.val_time, self.val_em, self.val_n, self.val_shown, self.loss_ema = 0.0, None, MIN_VAL, 0, None
         self.next_val, self.interrupted, self.train_s, self.elapsed = 1, False, 0.0, 0.0
@@ -245,10 +281,11 @@ class Loop:
         return float("nan") if self.loss_ema is None else float(self.loss_ema)
 
     def validate_now(self, elapsed) -> int | None:
-        """The validation point due at this elapsed time, or None."""
-        if self.next_val >= self.cfg.val_points or elapsed < self.budget_s * self.next_val / self.cfg.val_points:
+        """The validation point due at this elapsed time and step, or None."""
+        frac = self.budget.frac(elapsed, self.steps)
+        if self.next_val >= self.cfg.val_points or frac < self.next_val / self.cfg.val_points:
             return None
-        point = min(self.cfg.val_points - 1, int(elapsed / self.budget_s * self.cfg.val_points))
+        point = min(self.cfg.val_points - 1, int(frac * self.cfg.val_points))
         self.next_val = point + 1
         return point if self.val_time <= VAL_SHARE * elapsed else None
 
@@ -258,7 +295,8 @@ class Loop:
         self.val_em, self.val_shown = evaluate.exact_match(model, codec, data.val[:n], task, device), n
         spent = time.time() - v0
         self.val_time += spent
-        per_point = VAL_SHARE * self.budget_s / self.cfg.val_points  # the time one point may take
+        total_s = elapsed / max(1e-9, self.budget.frac(elapsed, self.steps))  # the run's time, as it goes
+        per_point = VAL_SHARE * total_s / self.cfg.val_points  # the time one point may take
         self.val_n = max(MIN_VAL, min(len(data.val), int(n * per_point / max(spent, 1e-3))))
         self.curve.append(f"{self.steps},{self.samples},{elapsed:.2f},{elapsed - self.val_time:.2f},{lr:.3e},"
                           f"{self.loss():.5f},{self.val_em:.5f},{n}")
@@ -267,21 +305,21 @@ class Loop:
         rate = self.samples / max(1e-9, elapsed - self.val_time)
         em = "-" if self.val_em is None else f"{self.val_em:.1%} of {self.val_shown}"
         return (f"step {self.steps} | {rate:.0f} samples/s | loss {self.loss():.4f} | val EM {em} | "
-                f"{elapsed:.0f}s / {max(0.0, self.budget_s - elapsed):.0f}s left")
+                f"{self.budget.left(elapsed, self.steps)}")
 
 
-def run_loop(model, opt, data: Data, task, codec, device, cfg: TrainConfig, budget_s, console, on_eval, quiet) -> Loop:
+def run_loop(model, opt, data: Data, task, codec, device, cfg: TrainConfig, budget: Budget, console, on_eval, quiet) -> Loop:
     """Train until the budget is spent (or Ctrl-C). The learning rate follows the budget's share."""
-    loop = Loop(cfg, budget_s)
+    loop = Loop(cfg, budget)
     stream = batches(data.prompt_len + data.answer_len, cfg.batch_size, torch.Generator().manual_seed(cfg.seed), cfg.bucket)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                         console=console, disable=quiet or not console.is_terminal)
-    bar = progress.add_task(f"{cfg.arch} {cfg.data.task} {cfg.budget}", total=budget_s, info="")
+    bar = progress.add_task(f"{cfg.arch} {cfg.data.task} {cfg.budget}", total=budget.amount, info="")
     t_start = time.time()
     try:
         with progress:
-            while (elapsed := time.time() - t_start) < budget_s:
-                lr = lr_at(elapsed / budget_s, cfg.lr, cfg.warmup)
+            while (frac := budget.frac(time.time() - t_start, loop.steps)) < 1:
+                lr = lr_at(frac, cfg.lr, cfg.warmup)
                 for g in opt.param_groups:
                     g["lr"] = lr
                 idx = next(stream)
@@ -307,7 +345,7 @@ def run_loop(model, opt, data: Data, task, codec, device, cfg: TrainConfig, budg
                         on_eval(point, point / cfg.val_points, loop.val_em)
                 if loop.steps % 10 == 0 and progress.live.is_started:
                     elapsed = time.time() - t_start
-                    progress.update(bar, completed=min(elapsed, budget_s), info=loop.info(elapsed))
+                    progress.update(bar, completed=min(1.0, budget.frac(elapsed, loop.steps)) * budget.amount, info=loop.info(elapsed))
     except KeyboardInterrupt:
         loop.interrupted = True
         console.print("[yellow]interrupted: saving what was trained so far (Ctrl-C again to abandon)[/yellow]")
@@ -331,7 +369,7 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
     reported apart); training stops when the budget is spent; then val and test are scored."""
     console = console or Console(stderr=True)
     t0, cpu0, load_start = time.time(), time.process_time(), list(os.getloadavg())
-    budget_s = parse_budget(cfg.budget)
+    budget = Budget.parse(cfg.budget)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
@@ -351,7 +389,7 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
     opt = make_optimizer(model, cfg, load_optimizer_state(cfg.resume) if resumable else None)
     setup_s = time.time() - t0
 
-    loop = run_loop(model, opt, data, task, codec, device, cfg, budget_s, console, on_eval, quiet)
+    loop = run_loop(model, opt, data, task, codec, device, cfg, budget, console, on_eval, quiet)
     if loop.steps == 0:
         if loop.interrupted:  # stopped before the first step: still an interrupt (hyper.py's workers stop on it)
             raise KeyboardInterrupt
@@ -368,6 +406,7 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
     loop.curve.append(f"{loop.steps},{loop.samples},{loop.elapsed:.2f},{loop.train_s:.2f},0,{loop.loss():.5f},{val_em:.5f},{len(data.val)}")
 
     train_cfg = {k: v for k, v in asdict(cfg).items() if k not in ("data", "model", "arch")}
+    budget_s = budget.amount if budget.unit == "s" else None
     train_cfg["budget_s"] = budget_s
     config = {"arch": cfg.arch, "model": cfg.model, "data": asdict(cfg.data), "data_dir": cfg.data_dir,
               "data_sha256": D.read_meta(data.folder)["sha256"], "train": train_cfg, "codec": codec.to_json(),
@@ -376,9 +415,10 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
     metrics = {"test_em": test_em, "val_em": val_em, "steps": loop.steps, "samples": loop.samples,
                "total_steps": loop.steps + int(prior.get("total_steps", prior.get("steps", 0))),
                "total_samples": loop.samples + int(prior.get("total_samples", prior.get("samples", 0))),
-               "params": params, "trainable_params": trainable, "seed": cfg.seed, "budget_s": budget_s, "wall_time": wall, "setup_time": setup_s,
+               "params": params, "trainable_params": trainable, "seed": cfg.seed, "budget_s": budget_s,
+               "budget_steps": budget.amount if budget.unit == "steps" else None, "wall_time": wall, "setup_time": setup_s,
                "train_time": loop.train_s, "val_time": loop.val_time, "final_eval_time": final_eval_s,
-               "train_share": loop.train_s / budget_s,
+               "train_share": loop.train_s / max(1e-9, loop.elapsed if budget_s is None else budget_s),
                "samples_per_s": loop.samples / max(1e-9, loop.train_s), "tokens": loop.tokens,
                "tokens_padded": loop.tokens_padded, "train_flops_estimate": 6 * params * loop.tokens_padded,
                "final_loss": loop.loss(), "interrupted": loop.interrupted,
@@ -396,7 +436,7 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
     if not quiet and not metrics["save_problem"]:
         console.print(f"saved {run}: test exact match {test_em:.2%} after {loop.steps} steps "
                       f"({metrics['samples_per_s']:.0f} samples/s, {params:,} parameters, {loop.train_s:.1f}s of "
-                      f"{budget_s:.0f}s training, {setup_s:.1f}s setup)", soft_wrap=True)
+                      f"{budget_s or loop.elapsed:.0f}s training, {setup_s:.1f}s setup)", soft_wrap=True)
     return metrics
 
 

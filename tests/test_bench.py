@@ -63,8 +63,10 @@ def test_report_has_a_per_operation_table(tmp_path, monkeypatch):
     table = bench.per_group(df, "op")
     assert table.loc["gru", "+"] == 0.75 and table.loc["gru", "*"] == 0.5 and table.loc["gpt", "*"] == 0.0
     assert bench.per_group(df, "length") is None
-    bench.report(df, {"arith-x": bench.Preset("arith", {}, "1min", [0, 1], "goal")})
+    steps = pd.DataFrame([{**row("gru", 0, 0.0, 0.0), "budget": "3000steps"}])  # the preset under --budget: reported apart
+    bench.report(pd.concat([df, steps], ignore_index=True), {"arith-x": bench.Preset("arith", {}, "1min", [0, 1], "goal")})
     text = (tmp_path / "README.md").read_text()
+    assert "## arith-x, trained for 3000steps" in text and "| gru | 0.00% | 0.00% |" in text
     assert "`gru` d_model=64, lr=0.003; `gpt` not recorded" in text
     assert "per operation" in text and "| gru | 75.00%  | 50.00% |" in text
     assert os.path.getsize(tmp_path / "arith-x.png") > 1000  # drawn from runs.csv alone: the run folders are gone

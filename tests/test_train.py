@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import ROOT, SMALL, assert_one_line_error, run_cli
-from train import parse_budget
+from train import Budget, parse_budget
 
 
 def visible_runs(cwd):
@@ -25,6 +25,11 @@ def test_parse_budget():
     for bad in ("10minutes", "-1min", "1", "min", "3days", "0s", "1.5 min"):
         with pytest.raises(ValueError):
             parse_budget(bad)
+    assert Budget.parse("10min") == Budget(600, "s") and Budget.parse("30000steps") == Budget(30000, "steps")
+    assert Budget.parse("1step") == Budget(1, "steps") and Budget.parse("30000steps").frac(5.0, 3000) == 0.1
+    for bad in ("0steps", "1.5steps", "-3steps", "steps", "10 steps", "2000000000steps", "10minutes"):
+        with pytest.raises(ValueError, match="budget"):
+            Budget.parse(bad)
 
 
 def test_run_is_saved_within_budget(tmp_path):
@@ -209,8 +214,39 @@ def test_the_budget_is_spent_training(tmp_path):
 
 def test_progress_never_shows_negative_time_left():
     from train import Loop, TrainConfig
-    loop = Loop(TrainConfig(arch="gru", budget="10s"), 10.0)
+    loop = Loop(TrainConfig(arch="gru", budget="10s"), Budget(10, "s"))
     assert loop.info(12.4).endswith("12s / 0s left")
+
+
+def test_a_step_budget_makes_the_same_run_on_any_machine(tmp_path):
+    """`60steps` trains exactly 60 steps with the schedule and validation points following the
+    steps, not the clock: two runs with the same seed, one of them on a machine slowed down by
+    busy threads, save the same weights and the same score."""
+    import safetensors.torch
+    import torch
+    runs = []
+    for slow in (False, True):
+        cwd = tmp_path / str(slow)
+        cwd.mkdir()
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 if slow else 0)]
+        try:
+            p, _ = run_cli("train.py", "gru", "60steps", *SMALL, "--set", "d_model=32", "--seed", "4", cwd=cwd)
+        finally:
+            for b in busy:
+                b.kill()
+        assert p.returncode == 0, p.stderr
+        [name] = visible_runs(cwd)
+        assert name.endswith("_60steps")
+        runs.append(cwd / "models" / name)
+    ms = [json.load(open(r / "metrics.json")) for r in runs]
+    assert all(m["steps"] == 60 and m["budget_steps"] == 60 and m["budget_s"] is None for m in ms)
+    assert ms[0]["test_em"] == ms[1]["test_em"] and ms[0]["final_loss"] == ms[1]["final_loss"]
+    a, b = (safetensors.torch.load_file(r / "model.safetensors") for r in runs)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for r in runs:  # validated along the way at 1/10 ... 9/10 of the steps, the last lr is near zero
+        curve = open(r / "curve.csv").read().splitlines()[1:]
+        steps = [int(row.split(",")[0]) for row in curve[:-1]]
+        assert steps and all(s % 6 == 0 for s in steps), steps
 
 
 def test_ctrl_c_during_the_imports_is_quiet(tmp_path):
