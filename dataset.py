@@ -10,7 +10,9 @@ problem keeps most of its instances for training. The out-of-distribution split 
 inputs, one more arithmetic digit) is drawn from the test share as well. Validation, test and
 OOD inputs are unique within their split. A data folder holds the splits as JSON Lines and a
 meta.json with the task's codec and each file's sha256, so the frozen test set is verified on
-every load.
+every load. A folder's name hashes the spec and the labels the task's code writes today (a
+fingerprint of a few seeded problems), so after a change to how answers are written an older
+folder is never reused.
 
     python dataset.py --task bracket          # writes data/<task>-<hash>/ and prints a summary
 """
@@ -90,9 +92,19 @@ class DataSpec:
         return codec_of(make_task(self.task, self.options))
 
     def folder(self, root="data") -> str:
-        key = json.dumps({"task": self.task, "options": self.full_options(), "sizes": self.sizes(),
-                          "seed": self.seed, "codec": self.codec().tokens}, sort_keys=True, ensure_ascii=False)
+        task = make_task(self.task, self.options)
+        key = json.dumps({"task": self.task, "options": self.full_options(), "sizes": self.sizes(), "seed": self.seed,
+                          "codec": self.codec().tokens, "labels": labels_fingerprint(task)}, sort_keys=True, ensure_ascii=False)
         return os.path.join(root, f"{self.task}-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
+
+
+def labels_fingerprint(task, n=32) -> str:
+    """A hash of the first problems the task's code draws from a fixed seed, in and out of
+    distribution, with their targets and metadata: it changes when the way examples are written does."""
+    gen = torch.Generator().manual_seed(0)
+    examples = task.sample(gen, n) + task.sample(gen, n, ood=True)
+    text = json.dumps([asdict(e) for e in examples], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _sha256(path) -> str:
@@ -123,7 +135,7 @@ def prepare(spec: DataSpec, root="data") -> str:
                     f.write(json.dumps(asdict(ex), ensure_ascii=False) + "\n")
             hashes[split] = _sha256(path)
         meta = {"task": spec.task, "options": spec.full_options(), "sizes": spec.sizes(), "seed": spec.seed,
-                "sha256": hashes, "codec": spec.codec().to_json()}
+                "sha256": hashes, "codec": spec.codec().to_json(), "labels": labels_fingerprint(task)}
         with open(os.path.join(tmp, "meta.json"), "w") as f:
             json.dump(meta, f, indent=2, ensure_ascii=False)
         try:

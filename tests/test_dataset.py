@@ -100,6 +100,22 @@ def test_split_files(tmp_path):
     assert D.read_meta(D.prepare(spec, tmp_path / "again"))["sha256"] == meta["sha256"]
 
 
+def test_a_change_in_how_answers_are_written_makes_a_new_folder(tmp_path, monkeypatch):
+    """A data folder is never reused after the task's code writes its targets differently (here
+    one format's answers change): the folder's name holds a fingerprint of the labels."""
+    from tasks.arith import Arith
+    spec = D.DataSpec("arith", {"ops": "+*", "digits": 2, "format": "scratch"}, 500, 50, 50, 50)
+    before = D.prepare(spec, tmp_path)
+    answer = Arith.answer
+    monkeypatch.setattr(Arith, "answer", lambda self, a, op, b, value: answer(self, a, op, b, value).replace("+", "-"))
+    after = D.prepare(spec, tmp_path)
+    assert after != before and D.read_meta(after)["labels"] != D.read_meta(before)["labels"]
+    assert any("-" in e.target for e in D.load_split(after, "train"))
+    assert not any("-" in e.target for e in D.load_split(before, "train"))
+    monkeypatch.setattr(Arith, "answer", answer)
+    assert D.prepare(spec, tmp_path) == before
+
+
 def test_changed_or_broken_files_are_refused(tmp_path):
     folder = D.prepare(D.DataSpec("bracket", None, 500, 50, 50, 50), tmp_path)
     path = os.path.join(folder, "test.jsonl")
