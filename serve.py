@@ -6,6 +6,7 @@
     POST /predict  {"inputs": ["12*3", "7/2"]}
                 -> {"outputs": ["36", "3.5"], "probabilities": [0.998, 0.97], "warnings": [[], []],
                     "latex": ["12 \\\\times 3 = 36", "\\\\frac{7}{2} = 3.5"]}     (latex: arithmetic only)
+                a run trained with --format scratch adds "work": its partial products, e.g. "47 + 940" for 47*21
     GET /health    {"status": "ok"}
     GET /model     architecture, task and options, training budget, test exact match, parameters
     GET /          a page to type a problem and see the answer and its probability
@@ -128,6 +129,8 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
                "warnings": [r["warnings"] for r in results]}
         if all("latex" in r for r in results):
             out["latex"] = [r["latex"] for r in results]
+        if any("work" in r for r in results):  # a scratch pad's partial products (null for an answer without one)
+            out["work"] = [r.get("work") for r in results]
         return out
 
     @app.get("/health")
@@ -164,12 +167,12 @@ PAGE = """<!doctype html>
 <form id="form"><input id="problem" placeholder="{{example}}" autofocus autocomplete="off">
 <button id="ask" type="submit">Answer</button></form>
 <p><span id="answer"></span> <span id="probability"></span></p>
-<p id="latex"></p><ul id="warnings" class="warn"></ul><p id="error"></p>
+<p id="work"></p><p id="latex"></p><ul id="warnings" class="warn"></ul><p id="error"></p>
 <script>
 const $ = (id) => document.getElementById(id);
 $("form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  for (const id of ["answer", "probability", "latex", "warnings", "error"]) $(id).textContent = "";
+  for (const id of ["answer", "probability", "work", "latex", "warnings", "error"]) $(id).textContent = "";
   const problem = $("problem").value || $("problem").placeholder;
   try {
     const response = await fetch("/predict", {method: "POST", headers: {"Content-Type": "application/json"},
@@ -178,6 +181,7 @@ $("form").addEventListener("submit", async (event) => {
     if (!response.ok) { $("error").textContent = body.error; return; }
     $("answer").textContent = body.outputs[0] === "" ? "(nothing)" : body.outputs[0];
     $("probability").textContent = "(" + (100 * body.probabilities[0]).toFixed(2) + "%)";
+    if (body.work && body.work[0]) $("work").textContent = "partial products: " + body.work[0];
     if (body.latex) $("latex").textContent = body.latex[0];
     for (const w of body.warnings[0]) { const li = document.createElement("li"); li.textContent = w; $("warnings").append(li); }
   } catch (e) { $("error").textContent = "no answer from the server: " + e; }
