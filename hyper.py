@@ -9,6 +9,8 @@
 Each trial is one train.py run (train.train) with settings drawn from the architecture's
 `search_space`; its value is exact match on the validation split. Validation at 1/10, 2/10, ...
 of the trial's budget feeds the pruner, so step k means the same share of time in every trial.
+A trial budget in steps (`--trial-budget 3000steps`) makes every trial the same work wherever
+it runs: the one to choose when machines of different speeds share a study.
 The first trial of a new study is the architecture's default configuration, for comparison.
 
 Storage: a SQLite file, optuna_studies/studies.db, by default. Several machines share a study
@@ -42,7 +44,7 @@ from rich.table import Table
 import archs
 import dataset as D
 from runs import Parser, RunError, clean_stale, fail, tmp_dir
-from train import DEFAULT_WARMUP, TIME_HELP, TrainConfig, parse_budget, train
+from train import BUDGET_HELP, DEFAULT_WARMUP, TIME_HELP, Budget, TrainConfig, parse_budget, train
 
 DEFAULT_STORAGE = "sqlite:///optuna_studies/studies.db"
 STUDIES_DIR = "optuna_studies"
@@ -183,11 +185,13 @@ def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grac
                               sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
                               pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2))
     settings = study_settings(study)
-    trial_s = parse_budget(settings["trial_budget"])
+    trial = Budget.parse(settings["trial_budget"])
+    trial_s = trial.amount if trial.unit == "s" else 0.0  # steps: the longest trial this worker has run
     objective = objective_for(settings, study_name, threads, seed)
     S = optuna.trial.TrialState
     try:
         while time.time() + trial_s + 10 < deadline:
+            started = time.time()
             if max_trials and count(study, (S.COMPLETE, S.PRUNED, S.FAIL, S.RUNNING)) >= max_trials:
                 break
             try:
@@ -195,6 +199,8 @@ def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grac
             except ValueError as e:  # two workers popped the same queued trial (SQLite has no row locks)
                 if "Cannot tell" not in str(e):  # and the other one finished it first: nothing is lost
                     raise
+            if trial.unit == "steps":
+                trial_s = max(trial_s, time.time() - started)
     except KeyboardInterrupt:
         pass
 
@@ -415,6 +421,11 @@ def budget(text):
     return text
 
 
+def trial_budget(text):
+    Budget.parse(text)
+    return text
+
+
 def interactive(a):
     choice = ask("Choose an option:\n1. Resume existing study\n2. Start a new study\nEnter 1 or 2: ", one_of_1_2)
     if choice == 1:
@@ -427,7 +438,8 @@ def interactive(a):
         a.study, a.resume = summaries[k - 1].study_name, True
     else:
         a.arch = ask(f"Enter the model architecture ({', '.join(archs.ARCHS)}): ", archs_resolve)
-        a.trial_budget = ask("Enter the training time of each trial (e.g. '30s', '1min', '10min'): ", budget)
+        a.trial_budget = ask("Enter the training time of each trial (e.g. '30s', '1min', '10min', or steps: '3000steps'): ",
+                             trial_budget)
     a.time = ask("Enter the study's time limit (e.g. '3min', '1hour', '5hour'): ", budget)
     a.workers = ask(f"Enter the number of parallel workers (this machine has {os.cpu_count()} cores): ", positive_int)
     return a
@@ -450,7 +462,7 @@ def main(argv=None):
                epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--arch", help=f"architecture to tune: {', '.join(archs.ARCHS)}")
     p.add_argument("--time", help=f"the study's time limit ({TIME_HELP})")
-    p.add_argument("--trial-budget", default="1min", help="training time of each trial (default 1min)")
+    p.add_argument("--trial-budget", default="1min", help=f"each trial's training ({BUDGET_HELP}; default 1min)")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     p.add_argument("--trials", type=int, help="stop after this many trials (default: only the time limit)")
     p.add_argument("--study", help="study name (default for a new study: hyper_<arch>_<task>_<n>)")
@@ -492,7 +504,7 @@ def main(argv=None):
             study_settings(study)
         else:
             arch = archs_resolve(a.arch)
-            parse_budget(a.trial_budget)
+            Budget.parse(a.trial_budget)
             study = new_study(storage, arch, D.spec_from_args(a), a.trial_budget, a.study, a.seed)
             console.print(f"study {study.study_name} created in {a.storage}")
         if run_study(a.storage, study.study_name, time_s, a.workers, a.trials, a.seed, a.heartbeat, a.grace):

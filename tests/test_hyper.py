@@ -89,14 +89,15 @@ def test_hopeless_trial_is_pruned(tmp_path, monkeypatch):
     storage = hyper.open_storage(url)
     import dataset as D
     spec = D.DataSpec("bracket", {"max_len": 8, "max_depth": 4}, 3000, 100, 200, 100)
-    study = hyper.new_study(storage, "gru", spec, "4s", "prune", seed=0)
+    study = hyper.new_study(storage, "gru", spec, "400steps", "prune", seed=0)  # every trial the same work, on any machine
     for lr in (5e-3, 8e-3):
         study.enqueue_trial({**hyper.default_params("gru"), "lr": lr})
-    study.enqueue_trial({**hyper.default_params("gru"), "lr": 1e-7})  # cannot learn anything in 4 s
-    hyper.worker(url, "prune", time.time() + 120, 4, 2, 0, None, None)
+    study.enqueue_trial({**hyper.default_params("gru"), "lr": 1e-7})  # cannot learn anything in 400 steps
+    hyper.worker(url, "prune", time.time() + 300, 4, 2, 0, None, None)
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials[:3]] == [S.COMPLETE] * 3
     assert trials[3].state == S.PRUNED and trials[3].params["lr"] == 1e-7
+    assert all(t.user_attrs["steps"] == 400 for t in trials[:3]), [t.user_attrs.get("wall_time") for t in trials]
     assert len(trials[3].intermediate_values) < 10, "stopped before the end of its budget"
 
 
