@@ -128,7 +128,7 @@ class TrainConfig:
     lr: float | None = None          # None: the architecture's TRAIN_DEFAULTS
     batch_size: int | None = None
     warmup: float | None = None      # share of the budget (time or steps) spent warming up the learning rate (None: the architecture's)
-    weight_decay: float = 0.0
+    weight_decay: float | None = None  # on weight matrices (None: the architecture's for the task, else 0)
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"
@@ -198,10 +198,11 @@ def setup_model(cfg: TrainConfig, device, console):
         if cfg.arch == "ber":
             settings.setdefault("n_slots", task.max_target_len() + 1)
         model, cfg.model = archs.build(cfg.arch, settings)
-    defaults = archs.ARCHS[cfg.arch].TRAIN_DEFAULTS
+    defaults = archs.train_defaults(cfg.arch, task)
     cfg.lr = cfg.lr if cfg.lr is not None else defaults["lr"]
     cfg.batch_size = cfg.batch_size or defaults["batch_size"]
     cfg.warmup = cfg.warmup if cfg.warmup is not None else defaults.get("warmup", DEFAULT_WARMUP)
+    cfg.weight_decay = cfg.weight_decay if cfg.weight_decay is not None else defaults.get("weight_decay", 0.0)
     return model.to(device).train(), codec, task, prior
 
 
@@ -515,7 +516,7 @@ def build_parser():
     g.add_argument("--lr", type=float, help="peak learning rate (default: the architecture's)")
     g.add_argument("--batch-size", type=int, help="examples per step (default: the architecture's)")
     g.add_argument("--warmup", type=float, help="share of the budget for warm-up (default: the architecture's)")
-    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--weight-decay", type=float, help="AdamW weight decay on weight matrices (default: the architecture's for the task, else 0)")
     g.add_argument("--grad-clip", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default 0)")
     g.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")

@@ -1,8 +1,9 @@
 """The architecture registry: short name -> module. Each module defines `Config` (a dataclass whose
 vocab_size is the run codec's size), `Model(cfg)`: a tensor function named by its `layout`
 (decoder, encdec or slots: layouts.py says what each takes and returns), `TRAIN_DEFAULTS` and
-`search_space(trial)` for hyper.py, and may define `task_defaults(task)`: model settings that suit a
-task better than Config's, each with its measurement. Adding an architecture means one file and one line here."""
+`search_space(trial)` for hyper.py, and may define `task_defaults(task)` and `task_train_defaults(task)`:
+model and training settings that suit a task better than Config's and TRAIN_DEFAULTS, each with its
+measurement. Adding an architecture means one file and one line here."""
 from dataclasses import asdict, fields
 
 from archs import ber, gpt, gru, lstm, tra
@@ -38,3 +39,10 @@ def task_defaults(arch: str, task) -> dict:
     """The model settings the architecture prefers for this task (below --set, above Config's)."""
     prefer = getattr(ARCHS[arch], "task_defaults", None)
     return prefer(task) if prefer else {}
+
+
+def train_defaults(arch: str, task) -> dict:
+    """The training settings the architecture prefers for this task (below train.py's flags)."""
+    mod = ARCHS[arch]
+    prefer = getattr(mod, "task_train_defaults", None)
+    return {**mod.TRAIN_DEFAULTS, **(prefer(task) if prefer else {})}

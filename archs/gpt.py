@@ -40,6 +40,17 @@ def task_defaults(task) -> dict:
     return {}
 
 
+def task_train_defaults(task) -> dict:
+    """Weight decay for arithmetic with * or /. The four-operation set (2 digits, negatives,
+    decimals, --format scratch, 1,000,000 training problems), 30000steps, seeds 0, 1, 2:
+    weight decay 0.1 scored 97.85 / 98.05 / 97.85% where none scored 93.25 / 91.95 / 85.10%
+    (and 89.20% for seed 0 on another day): every operation rose, multiplication most, and the
+    spread between seeds fell from 8 points to 0.2."""
+    if task.name == "arith" and set(task.cfg.ops) & set("*/"):
+        return {"weight_decay": 0.1}
+    return {}
+
+
 def search_space(trial):
     d_model = trial.suggest_categorical("d_model", [32, 64, 96, 128])
     return {"model": {"n_layer": trial.suggest_int("n_layer", 1, 4),

@@ -255,6 +255,21 @@ def test_digit_places_step_by_step_equals_the_whole_sequence(arch):
     assert alone == out
 
 
+def test_task_train_defaults_apply_below_flags():
+    """gpt trains the four-operation set with weight decay unless --weight-decay says otherwise;
+    bracket closing and the other architectures keep none."""
+    from rich.console import Console
+
+    import dataset as D
+    from train import TrainConfig, setup_model
+    four = D.DataSpec("arith", {"ops": "+-*/", "format": "scratch"})
+    for arch, spec, given, expected in (("gpt", four, None, 0.1), ("gpt", four, 0.0, 0.0), ("gpt", four, 0.3, 0.3),
+                                        ("gpt", D.DataSpec("bracket", None), None, 0.0), ("gru", four, None, 0.0)):
+        cfg = TrainConfig(arch=arch, budget="1s", data=spec, weight_decay=given)
+        setup_model(cfg, "cpu", Console(quiet=True))
+        assert cfg.weight_decay == expected, (arch, spec.task, given)
+
+
 def test_task_defaults_apply_below_set():
     """gpt takes digit places for reversed arithmetic unless --set says otherwise; other tasks and
     architectures keep Config's defaults."""

@@ -116,7 +116,7 @@ def test_prompt_in_a_terminal(tmp_path):
 
 
 def test_resume_continues_a_run(tmp_path):
-    p, _ = run_cli("train.py", "gpt", "3s", *SMALL, "--set", "d_model=32", cwd=tmp_path)
+    p, _ = run_cli("train.py", "gpt", "3s", *SMALL, "--set", "d_model=32", "--weight-decay", "0.05", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     [first] = visible_runs(tmp_path)
     before = open(tmp_path / "models" / first / "model.safetensors", "rb").read()
@@ -127,6 +127,7 @@ def test_resume_continues_a_run(tmp_path):
     m1 = json.load(open(tmp_path / "models" / first / "metrics.json"))
     m2 = json.load(open(tmp_path / "models" / second / "metrics.json"))
     assert cfg["resumed_from"] == f"models/{first}" and cfg["model"]["d_model"] == 32
+    assert cfg["train"]["weight_decay"] == 0.05, "a resumed run keeps its weight decay"
     assert m2["total_steps"] == m1["steps"] + m2["steps"]
     assert open(tmp_path / "models" / first / "model.safetensors", "rb").read() == before, "the old run is untouched"
     p, _ = run_cli("train.py", "gru", "3s", "--resume", f"models/{first}", cwd=tmp_path)
