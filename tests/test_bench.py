@@ -70,3 +70,15 @@ def test_report_has_a_per_operation_table(tmp_path, monkeypatch):
     assert "`gru` d_model=64, lr=0.003; `gpt` not recorded" in text
     assert "per operation" in text and "| gru | 75.00%  | 50.00% |" in text
     assert os.path.getsize(tmp_path / "arith-x.png") > 1000  # drawn from runs.csv alone: the run folders are gone
+
+
+def test_a_preset_sets_split_sizes(tmp_path, monkeypatch):
+    """arith-four-10min trains on 1,000,000 problems: a preset's sizes reach the run's data."""
+    assert bench.PRESETS["arith-four-10min"].sizes == {"train_size": 1_000_000}
+    monkeypatch.chdir(tmp_path)
+    p = bench.Preset("arith", {"ops": "+-", "digits": 2}, "1s", [0], "tiny", sizes={"train_size": 300, "val_size": 50, "test_size": 40, "ood_size": 40})
+    row = bench.run_cell("tiny", p, "gpt", 0, threads=1)
+    data = json.load(open(os.path.join(row["run"], "config.json")))["data"]
+    assert data["train_size"] == 300 and data["test_size"] == 40
+    folder = bench.D.DataSpec(**data).folder()
+    assert sum(1 for _ in open(os.path.join(folder, "test.jsonl"))) == 40
