@@ -15,7 +15,9 @@ The first trial of a new study is the architecture's default configuration, for 
 
 Storage: a SQLite file, optuna_studies/studies.db, by default. Several machines share a study
 with `--storage postgresql://user@host:5432/db` and the same `--study` name on each. Workers are
-processes with their own seed and `cores // workers` torch threads each. Heartbeats mark a
+processes with their own seed and `cores // workers` torch threads each; on a machine with GPUs
+they take the GPUs in turn (worker i sees only GPU i mod n, by CUDA_VISIBLE_DEVICES), so several
+workers share each GPU and every GPU is used. Heartbeats mark a
 killed worker's trial as failed and queue it again (RetryHeartbeatStaleTrialCallback).
 """
 import os
@@ -37,6 +39,7 @@ from dataclasses import asdict
 
 import optuna
 import sqlalchemy.exc
+import torch
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -174,8 +177,18 @@ def watch_parent(parent: int, every: float = 1.0):
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
-def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grace, parent=None):
+def worker_gpus(workers: int, n_gpus: int, visible: str | None) -> list[str | None]:
+    """The GPU each worker sees, in turn over the GPUs visible to this process (the user's
+    CUDA_VISIBLE_DEVICES when set): [None, ...] on a machine without one."""
+    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else [str(i) for i in range(n_gpus)]
+    ids = ids[:n_gpus]
+    return [ids[i % len(ids)] if ids else None for i in range(workers)]
+
+
+def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grace, parent=None, gpu=None):
     """One worker process: runs trials until the study's time is spent or enough trials ran."""
+    if gpu is not None:  # a spawned process: CUDA is not initialised yet, so this picks its GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     if parent is not None:
@@ -285,9 +298,12 @@ def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, 
     D.prepare(D.DataSpec(**settings["data"]))  # once, before the workers start
     deadline = time.time() + time_s
     threads = max(1, (os.cpu_count() or 1) // workers)
+    gpus = worker_gpus(workers, torch.cuda.device_count(), os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if gpus[0] is not None:
+        console.print(f"{workers} worker(s) on GPU(s) {', '.join(sorted(set(gpus), key=gpus.index))}")
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=worker, args=(url, study_name, deadline, max_trials, threads, seed + i, heartbeat, grace,
-                                              os.getpid())) for i in range(workers)]
+                                              os.getpid(), gpus[i])) for i in range(workers)]
     for p in procs:
         p.start()
     interrupted = False

@@ -39,6 +39,7 @@ def test_hyper_study_on_cuda(tmp_path):
     p, _ = run_cli("hyper.py", "--arch", "gpt", "--time", "40s", "--trial-budget", "5s", "--workers", "2", *SMALL,
                    "--storage", f"sqlite:///{tmp_path}/s.db", cwd=tmp_path, timeout=180)
     assert p.returncode == 0, p.stderr
+    assert "2 worker(s) on GPU(s)" in p.stdout, p.stdout  # each worker pinned to a GPU
     trials = tmp_path / "optuna_studies"
     metrics = [json.load(open(os.path.join(d, "metrics.json"))) for d, _, files in os.walk(trials) if "metrics.json" in files]
     assert metrics and all(m["device"].startswith("cuda") for m in metrics)

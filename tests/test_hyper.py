@@ -282,3 +282,12 @@ def test_too_many_workers_is_refused(tmp_path):
                    f"sqlite:///{tmp_path}/a.db", cwd=tmp_path)
     assert_one_line_error(p)
     assert f"between 1 and {os.cpu_count()}" in p.stderr and not (tmp_path / "a.db").exists()
+
+
+def test_workers_take_the_gpus_in_turn():
+    """Worker i sees GPU i mod n, among the GPUs the user made visible; none without a GPU."""
+    assert hyper.worker_gpus(3, 0, None) == [None, None, None]
+    assert hyper.worker_gpus(5, 2, None) == ["0", "1", "0", "1", "0"]
+    assert hyper.worker_gpus(3, 2, "3, 5") == ["3", "5", "3"]
+    assert hyper.worker_gpus(2, 1, "GPU-4f2a,GPU-77b1") == ["GPU-4f2a", "GPU-4f2a"]  # torch saw only the first
+    assert hyper.worker_gpus(2, 0, "") == [None, None]
