@@ -130,6 +130,8 @@ class TrainConfig:
     warmup: float | None = None      # share of the budget (time or steps) spent warming up the learning rate (None: the architecture's)
     weight_decay: float | None = None  # on weight matrices (None: the architecture's for the task, else 0)
     grad_clip: float = 1.0
+    precision: str | None = None     # fp32, or bf16: the forward pass and loss under bfloat16 autocast
+                                     # (weights, optimizer and scoring stay float32); None: fp32
     seed: int = 0
     device: str = "auto"
     threads: int | None = None       # torch CPU threads (default: all cores)
@@ -183,9 +185,9 @@ def setup_model(cfg: TrainConfig, device, console):
         run = load_run(cfg.resume, device)
         model, codec, task, prior = run.model, run.codec, run.task, run.metrics
         cfg.arch, cfg.model, cfg.data = archs.resolve(run.config["arch"]), run.config["model"], D.DataSpec(**run.config["data"])
-        for k in ("lr", "batch_size", "warmup", "weight_decay", "grad_clip"):
+        for k in ("lr", "batch_size", "warmup", "weight_decay", "grad_clip", "precision"):
             if getattr(cfg, k) is None:
-                setattr(cfg, k, run.config["train"][k])
+                setattr(cfg, k, run.config["train"].get(k))
     elif cfg.init_from:
         task = make_task(cfg.data.task, cfg.data.options)
         model, codec, cfg.model = from_parent(load_run(cfg.init_from, "cpu"), cfg.arch, task, console)
@@ -203,6 +205,7 @@ def setup_model(cfg: TrainConfig, device, console):
     cfg.batch_size = cfg.batch_size or defaults["batch_size"]
     cfg.warmup = cfg.warmup if cfg.warmup is not None else defaults.get("warmup", DEFAULT_WARMUP)
     cfg.weight_decay = cfg.weight_decay if cfg.weight_decay is not None else defaults.get("weight_decay", 0.0)
+    cfg.precision = cfg.precision or "fp32"
     return model.to(device).train(), codec, task, prior
 
 
@@ -326,7 +329,8 @@ def run_loop(model, opt, data: Data, task, codec, device, cfg: TrainConfig, budg
                 idx = next(stream)
                 pl, al = data.prompt_len[idx], data.answer_len[idx]
                 batch = data.train.take(idx.to(device), int(pl.max()), int(al.max()))
-                loss = layouts.loss(model, batch)
+                with torch.autocast(device.type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+                    loss = layouts.loss(model, batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip:
@@ -518,6 +522,8 @@ def build_parser():
     g.add_argument("--warmup", type=float, help="share of the budget for warm-up (default: the architecture's)")
     g.add_argument("--weight-decay", type=float, help="AdamW weight decay on weight matrices (default: the architecture's for the task, else 0)")
     g.add_argument("--grad-clip", type=float, default=1.0)
+    g.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="bf16: forward pass and loss under bfloat16 autocast, weights stay float32 (default fp32)")
     g.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default 0)")
     g.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")
     g.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
@@ -556,7 +562,7 @@ def main(argv=None):
         fine_tune_check(a, arch)
         cfg = TrainConfig(arch=arch, budget=budget, data=D.spec_from_args(a), model=parse_set(a.set),
                           lr=a.lr, batch_size=a.batch_size, warmup=a.warmup, weight_decay=a.weight_decay,
-                          grad_clip=a.grad_clip, seed=a.seed, device=a.device, threads=a.threads,
+                          grad_clip=a.grad_clip, precision=a.precision, seed=a.seed, device=a.device, threads=a.threads,
                           bucket=not a.no_bucket, models_dir=a.models_dir, data_dir=a.data_dir, resume=a.resume,
                           init_from=a.init_from, lora=a.lora, lora_alpha=a.lora_alpha, lora_targets=a.lora_targets)
         if not a.resume and not a.init_from:

@@ -298,3 +298,34 @@ def test_interrupt_before_the_first_step_stays_an_interrupt(tmp_path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         train(cfg, quiet=True)
     assert visible_runs(tmp_path) == []
+
+
+def test_bf16_autocast_trains_every_arch_and_keeps_float32_weights(tmp_path, monkeypatch):
+    """--precision bf16 runs each architecture's forward pass and loss under bfloat16 autocast
+    (fp32 does not); the loss falls, the saved weights stay float32, and --resume keeps the setting."""
+    import math
+
+    import torch
+    from safetensors import safe_open
+
+    import archs
+    import dataset as D
+    import train as T
+    seen = []
+    real = T.layouts.loss
+    monkeypatch.setattr(T.layouts, "loss", lambda *a, **k: seen.append(torch.is_autocast_enabled("cpu")) or real(*a, **k))
+    spec = D.DataSpec("bracket", None, train_size=3000, val_size=100, test_size=100, ood_size=100)
+    where = dict(models_dir=str(tmp_path / "models"), data_dir=str(tmp_path / "data"), device="cpu", model={"d_model": 32})
+    for arch in archs.ARCHS:
+        seen.clear()
+        m = T.train(T.TrainConfig(arch=arch, budget="60steps", data=spec, precision="bf16", **where), quiet=True)
+        assert seen and all(seen), arch
+        assert math.isfinite(m["final_loss"]) and m["final_loss"] < math.log(len(T.codec_of(T.make_task("bracket", None)))), arch
+        with safe_open(os.path.join(m["run"], "model.safetensors"), "pt") as f:
+            assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}, arch
+    seen.clear()
+    again = T.train(T.TrainConfig(arch="gpt", budget="5steps", resume=m["run"], **where), quiet=True)
+    assert all(seen) and json.load(open(os.path.join(again["run"], "config.json")))["train"]["precision"] == "bf16"
+    seen.clear()
+    T.train(T.TrainConfig(arch="gpt", budget="5steps", data=spec, **where), quiet=True)
+    assert seen and not any(seen), "fp32 is the default"
