@@ -26,6 +26,12 @@ from codec import SEP
 POS_KINDS = ("alibi", "rope", "none")
 
 
+def multiplies(task) -> bool:
+    """Arithmetic with * or /: the tasks where weight decay helped every architecture measured
+    (the task_train_defaults of gpt.py and rnn.py give the figures)."""
+    return task.name == "arith" and bool(set(task.cfg.ops) & set("*/"))
+
+
 def positions(valid: torch.Tensor) -> torch.Tensor:
     """Position of each token counting only valid ones (left padding does not shift positions)."""
     return (valid.long().cumsum(1) - 1).clamp(min=0)

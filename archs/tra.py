@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, cross_bias, init_weights, layer_caches, stack_caches
+from archs.common import (POS_KINDS, Block, DigitPlaces, Positions, check_vocab, cross_bias, init_weights, layer_caches, multiplies,
+                          stack_caches)
 from codec import PAD
 
 
@@ -27,6 +28,22 @@ class Config:
 
 # Training defaults for this architecture (train.py flags override them).
 TRAIN_DEFAULTS = {"lr": 1.6e-3, "batch_size": 128, "warmup": 0.09}
+
+
+def task_defaults(task) -> dict:
+    """Width 64 (118,464 parameters, against 30,560 at the bracket width 32) for arithmetic with *
+    or /. The four-operation set (2 digits, negatives, decimals, --format scratch, 1,000,000
+    training problems), 10min, seed 0, 2 cores, both with weight decay 0.1, the same morning:
+    91.75% in 31,127 steps against 81.20% in 51,261 (division 98.06% against 86.15%,
+    multiplication 72.15% against 47.78%). Width 64 without weight decay was not measured."""
+    return {"d_model": 64} if multiplies(task) else {}
+
+
+def task_train_defaults(task) -> dict:
+    """Weight decay 0.1 for arithmetic with * or /, as gpt, gru and lstm. On the four-operation set
+    above (width 32), 51,261 steps, seed 0: 81.20% with it, 79.60% without (small against the
+    other architectures' gains, and within two seeds' spread)."""
+    return {"weight_decay": 0.1} if multiplies(task) else {}
 
 
 def search_space(trial):

@@ -256,23 +256,25 @@ def test_digit_places_step_by_step_equals_the_whole_sequence(arch):
 
 
 def test_task_train_defaults_apply_below_flags():
-    """gpt trains the four-operation set with weight decay unless --weight-decay says otherwise;
-    bracket closing and the other architectures keep none."""
+    """gpt, gru, lstm and tra train arithmetic with * or / under weight decay unless --weight-decay
+    says otherwise; bracket closing, + and - alone, and ber keep none."""
     from rich.console import Console
 
     import dataset as D
     from train import TrainConfig, setup_model
     four = D.DataSpec("arith", {"ops": "+-*/", "format": "scratch"})
     for arch, spec, given, expected in (("gpt", four, None, 0.1), ("gpt", four, 0.0, 0.0), ("gpt", four, 0.3, 0.3),
-                                        ("gpt", D.DataSpec("bracket", None), None, 0.0), ("gru", four, None, 0.0)):
+                                        ("gpt", D.DataSpec("bracket", None), None, 0.0), ("gru", four, None, 0.1),
+                                        ("lstm", four, 0.0, 0.0), ("lstm", D.DataSpec("arith", {"ops": "+-"}), None, 0.0),
+                                        ("tra", four, None, 0.1), ("ber", four, None, 0.0)):
         cfg = TrainConfig(arch=arch, budget="1s", data=spec, weight_decay=given)
         setup_model(cfg, "cpu", Console(quiet=True))
         assert cfg.weight_decay == expected, (arch, spec.task, given)
 
 
 def test_task_defaults_apply_below_set():
-    """gpt takes digit places for reversed arithmetic unless --set says otherwise; other tasks and
-    architectures keep Config's defaults."""
+    """gpt takes digit places for reversed arithmetic and tra width 64 for * and / unless --set
+    says otherwise; other tasks and architectures keep Config's defaults."""
     from rich.console import Console
 
     import dataset as D
@@ -287,3 +289,9 @@ def test_task_defaults_apply_below_set():
         assert cfg.model["places"] is places and (m.places is not None) is places
         if places:
             assert cfg.model["digit_ids"] == codec.number_ids()[0]
+    four = D.DataSpec("arith", {"ops": "+-*/", "format": "scratch"})
+    for spec, model, width in ((four, {}, 64), (four, {"d_model": 96}, 96), (D.DataSpec("bracket", None), {}, 32),
+                               (D.DataSpec("arith", {"ops": "+-"}), {}, 32)):
+        cfg = TrainConfig(arch="tra", budget="1s", data=spec, model=dict(model))
+        m, _, _, _ = setup_model(cfg, "cpu", Console(quiet=True))
+        assert cfg.model["d_model"] == width and m.emb.embedding_dim == width, (spec.task, model)
