@@ -24,7 +24,7 @@ import argparse
 import json
 import subprocess
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 import torch
@@ -33,7 +33,8 @@ import archs
 import dataset as D
 import evaluate
 from runs import Parser, machine, versions
-from train import Budget, TrainConfig, train
+from tasks import codec_of, make_task
+from train import Budget, TrainConfig, fill_train_settings, new_model_settings, train
 
 RESULTS = os.path.join("bench", "results")
 RUNS_DIR = os.path.join("bench", "runs")
@@ -123,12 +124,35 @@ def device_name(device: str) -> str:
     return f"cuda: {torch.cuda.get_device_name(torch.device(device))}" if device.startswith("cuda") else device
 
 
+TRAIN_KEYS = ("lr", "batch_size", "warmup", "weight_decay")
+
+
 def settings(run) -> dict:
     """The model config and the training settings that shaped the run, so rows made under other defaults show it."""
     with open(os.path.join(run, "config.json")) as f:
         c = json.load(f)
     model = {k: v for k, v in c["model"].items() if k != "vocab_size"}
-    return {**model, **{k: c["train"][k] for k in ("lr", "batch_size", "warmup", "weight_decay")}}
+    return {**model, **{k: c["train"][k] for k in TRAIN_KEYS}}
+
+
+def planned(p: Preset, arch) -> dict:
+    """The settings a cell would train under now, as `settings` records them: a row made under
+    other settings (defaults changed since) does not count as this cell's run."""
+    task = make_task(p.task, p.options or None)
+    model = asdict(archs.config(arch, new_model_settings(arch, task, codec_of(task), p.settings.get("model", {}))))
+    cfg = TrainConfig(arch=arch, budget=p.budget, **{k: v for k, v in p.settings.items() if k != "model"})
+    fill_train_settings(cfg, task)
+    model.pop("vocab_size")
+    return {**model, **{k: getattr(cfg, k) for k in TRAIN_KEYS}}
+
+
+def same_settings(recorded, plan: dict, arch) -> bool:
+    """Whether a row's recorded settings (runs.csv's JSON) are the planned ones; a setting the row
+    does not name (added since) counts as its default then, the architecture's Config default."""
+    if not isinstance(recorded, str):
+        return False
+    recorded, base = json.loads(recorded), asdict(archs.config(arch))
+    return all(recorded.get(k, base.get(k)) == v for k, v in json.loads(json.dumps(plan)).items())
 
 
 def groups(ev) -> dict:
@@ -139,6 +163,17 @@ def groups(ev) -> dict:
 
 
 # ----------------------------------------------------------------------------- report
+
+def latest_settings(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of each (preset, budget, arch) made under its latest row's settings, and the others
+    (made before a default changed): a median mixes no two configurations."""
+    keep = []
+    for (_, _, arch), g in df.groupby(["preset", "budget", "arch"], sort=False):
+        latest = g["config"].iloc[-1]
+        plan = json.loads(latest) if isinstance(latest, str) else None
+        keep += [i for i, c in zip(g.index, g["config"]) if plan is None or same_settings(c, plan, arch)]
+    return df.loc[sorted(keep)], df.drop(index=keep)
+
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     g = df.groupby(["preset", "budget", "arch"], sort=False)  # a preset run under --budget is reported apart
@@ -230,6 +265,7 @@ def row_groups(r) -> dict | None:
 def report(df: pd.DataFrame, presets: dict):
     os.makedirs(RESULTS, exist_ok=True)
     df = df.reindex(columns=list(dict.fromkeys([*COLUMNS, *df.columns])))  # rows from before a column: empty
+    df, earlier = latest_settings(df)
     pics = plots(df)
     mach = machine()
     lines = ["# Benchmark results", "",
@@ -260,6 +296,11 @@ def report(df: pd.DataFrame, presets: dict):
         first = rows.drop_duplicates("arch")
         configs = first["config"] if "config" in first else [None] * len(first)
         lines += ["Settings: " + "; ".join(f"`{a}` {settings_text(c)}" for a, c in zip(first["arch"], configs)) + ".", ""]
+        before = earlier[(earlier["preset"] == preset) & (earlier["budget"] == budget)]
+        if len(before):
+            lines += ["Not in this table, made under earlier settings (in runs.csv): " + "; ".join(
+                f"`{a}` {len(b)} run{'s' * (len(b) > 1)}, test {b['test_em'].median():.2%} (median)"
+                for a, b in before.groupby("arch", sort=False)) + ".", ""]
         by_op = per_group(rows, "op")
         if by_op is not None:
             lines += ["Test exact match per operation (median over seeds):", "",
@@ -327,12 +368,21 @@ def main(argv=None):
         report(df, presets)
         return 0
     cells = [(name, p, arch, seed) for name, p in presets.items() for seed in p.seeds for arch in arch_list]
-    done = {(r.preset, r.arch, r.budget, int(r.seed)) for r in df.itertuples()}
-    todo = [c for c in cells if (c[0], c[2], c[1].budget, c[3]) not in done]
+    plans = {(name, arch): planned(p, arch) for name, p in presets.items() for arch in arch_list}
+    ran = {}  # (preset, arch, budget, seed) -> the settings of its rows
+    for r in df.itertuples():
+        ran.setdefault((r.preset, r.arch, r.budget, int(r.seed)), []).append(r.config)
+    todo, stale = [], 0
+    for name, p, arch, seed in cells:
+        before = ran.get((name, arch, p.budget, seed), [])
+        if not any(same_settings(c, plans[name, arch], arch) for c in before):
+            todo.append((name, p, arch, seed))
+            stale += bool(before)
     budgets = [Budget.parse(c[1].budget) for c in todo]
     total, steps = sum(b.amount for b in budgets if b.unit == "s"), sum(b.amount for b in budgets if b.unit == "steps")
     print(f"{len(cells) - len(todo)} of {len(cells)} runs done; {len(todo)} to go, about {total / 60:.0f} min of training"
-          + (f" and {steps:,.0f} steps" if steps else ""))
+          + (f" and {steps:,.0f} steps" if steps else "")
+          + (f" ({stale} of them ran before under settings that have changed since)" if stale else ""))
     for i, (name, p, arch, seed) in enumerate(todo, 1):
         budget = p.budget
         print(f"[{i}/{len(todo)}] {name} {arch} {budget} seed {seed}", flush=True)

@@ -194,19 +194,30 @@ def setup_model(cfg: TrainConfig, device, console):
     else:
         task = make_task(cfg.data.task, cfg.data.options)
         codec = codec_of(task)
-        settings = {**archs.task_defaults(cfg.arch, task), **cfg.model, "vocab_size": len(codec)}
-        if settings.get("places"):  # the model finds the digits by their ids in this codec
-            settings["digit_ids"], settings["point_id"] = codec.number_ids()
-        if cfg.arch == "ber":
-            settings.setdefault("n_slots", task.max_target_len() + 1)
-        model, cfg.model = archs.build(cfg.arch, settings)
+        model, cfg.model = archs.build(cfg.arch, new_model_settings(cfg.arch, task, codec, cfg.model))
+    fill_train_settings(cfg, task)
+    return model.to(device).train(), codec, task, prior
+
+
+def new_model_settings(arch, task, codec, overrides: dict) -> dict:
+    """A new model's settings for the task: the architecture's task defaults under `overrides` (--set),
+    and what the codec and task fix (vocabulary size, digit ids for places, ber's answer slots)."""
+    settings = {**archs.task_defaults(arch, task), **overrides, "vocab_size": len(codec)}
+    if settings.get("places"):  # the model finds the digits by their ids in this codec
+        settings["digit_ids"], settings["point_id"] = codec.number_ids()
+    if arch == "ber":
+        settings.setdefault("n_slots", task.max_target_len() + 1)
+    return settings
+
+
+def fill_train_settings(cfg: TrainConfig, task):
+    """cfg's unset training settings from the architecture's defaults for the task."""
     defaults = archs.train_defaults(cfg.arch, task)
     cfg.lr = cfg.lr if cfg.lr is not None else defaults["lr"]
     cfg.batch_size = cfg.batch_size or defaults["batch_size"]
     cfg.warmup = cfg.warmup if cfg.warmup is not None else defaults.get("warmup", DEFAULT_WARMUP)
     cfg.weight_decay = cfg.weight_decay if cfg.weight_decay is not None else defaults.get("weight_decay", 0.0)
     cfg.precision = cfg.precision or "fp32"
-    return model.to(device).train(), codec, task, prior
 
 
 def from_parent(parent, arch, task, console):
