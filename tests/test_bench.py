@@ -40,6 +40,33 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
     assert "2 of 2 runs done; 0 to go" in p.stdout, "a finished cell is never run twice"
     assert len(pd.read_csv(results / "runs.csv")) == 2
 
+    config = json.loads(df.loc[1, "config"])  # gpt's row as if made before its default batch size changed
+    df.loc[1, "config"] = json.dumps({**config, "batch_size": config["batch_size"] * 2})
+    df.to_csv(results / "runs.csv", index=False)
+    p, _ = run_cli("bench.py", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "1 of 2 runs done; 1 to go" in p.stdout and "1 of them ran before under settings that have changed" in p.stdout
+    df = pd.read_csv(results / "runs.csv")
+    assert list(df["arch"]) == ["gru", "gpt", "gpt"], "the earlier row stays in runs.csv"
+    report = (results / "README.md").read_text()
+    assert "Not in this table, made under earlier settings (in runs.csv): `gpt` 1 run" in report
+    assert "| gpt    |      1 |" in report, "the median is over the runs under the latest settings only"
+
+
+def test_a_row_counts_only_under_the_settings_a_cell_would_train_with():
+    four, addsub = bench.PRESETS["arith-four-10min"], bench.PRESETS["arith-addsub-10min"]
+    plan = bench.planned(four, "tra")
+    assert plan["d_model"] == 64 and plan["weight_decay"] == 0.1  # tra's defaults for x and /
+    assert bench.same_settings(json.dumps(plan), plan, "tra")
+    assert not bench.same_settings(json.dumps({**plan, "weight_decay": 0.0}), plan, "tra")
+    assert not bench.same_settings(None, plan, "tra")  # a row that recorded no settings
+    older = {k: v for k, v in plan.items() if k not in ("places", "digit_ids", "point_id")}
+    assert bench.same_settings(json.dumps(older), plan, "tra"), "a setting added since counts as its default then"
+    places = bench.planned(addsub, "gpt")  # gpt's + and - default: digit places, which a row from before lacks
+    assert places["places"] is True
+    assert not bench.same_settings(json.dumps({k: v for k, v in places.items() if k not in ("places", "digit_ids", "point_id")}),
+                                   places, "gpt")
+
 
 def test_bench_bad_arguments(tmp_path):
     for args in (["--only", "nope"], ["--archs", "rnn"], ["--quick", "--budget", "10minutes"]):
