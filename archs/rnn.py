@@ -35,7 +35,8 @@ def task_train_defaults(task) -> dict:
     with it gru scored 87.10% in 52,911 steps and lstm 90.85% in 65,816 steps; without it (bench
     arith-four-10min, seeds 0 and 1, on a day the machine gave 2-2.5x the steps) gru scored
     65.70-66.45% in 107,000-113,000 steps and lstm 85.80-86.25% in 166,000-169,000: better in
-    fewer steps, multiplication most (gru 36-40% -> 62.28%)."""
+    fewer steps, multiplication most (gru 36-40% -> 62.28%). Confirmed by bench arith-four-10min,
+    seeds 0, 1, 2 with it: gru 87.05 / 88.05 / 87.05%, lstm 91.15 / 91.10 / 91.05%."""
     return {"weight_decay": 0.1} if multiplies(task) else {}
 
 
