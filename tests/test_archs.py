@@ -273,8 +273,8 @@ def test_task_train_defaults_apply_below_flags():
 
 
 def test_task_defaults_apply_below_set():
-    """gpt takes digit places for reversed arithmetic and tra width 64 for * and / unless --set
-    says otherwise; other tasks and architectures keep Config's defaults."""
+    """gpt takes digit places for reversed arithmetic, tra width 64 for * and /, gru width 96 for
+    bracket closing, unless --set says otherwise; other tasks and architectures keep Config's defaults."""
     from rich.console import Console
 
     import dataset as D
@@ -290,8 +290,10 @@ def test_task_defaults_apply_below_set():
         if places:
             assert cfg.model["digit_ids"] == codec.number_ids()[0]
     four = D.DataSpec("arith", {"ops": "+-*/", "format": "scratch"})
-    for spec, model, width in ((four, {}, 64), (four, {"d_model": 96}, 96), (D.DataSpec("bracket", None), {}, 32),
-                               (D.DataSpec("arith", {"ops": "+-"}), {}, 32)):
-        cfg = TrainConfig(arch="tra", budget="1s", data=spec, model=dict(model))
+    bracket = D.DataSpec("bracket", None)
+    for arch, spec, model, width in (("tra", four, {}, 64), ("tra", four, {"d_model": 96}, 96), ("tra", bracket, {}, 32),
+                                     ("tra", D.DataSpec("arith", {"ops": "+-"}), {}, 32), ("gru", bracket, {}, 96),
+                                     ("gru", bracket, {"d_model": 128}, 128), ("gru", four, {}, 128), ("lstm", bracket, {}, 128)):
+        cfg = TrainConfig(arch=arch, budget="1s", data=spec, model=dict(model))
         m, _, _, _ = setup_model(cfg, "cpu", Console(quiet=True))
-        assert cfg.model["d_model"] == width and m.emb.embedding_dim == width, (spec.task, model)
+        assert cfg.model["d_model"] == width and m.emb.embedding_dim == width, (arch, spec.task, model)
