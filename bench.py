@@ -155,6 +155,24 @@ def same_settings(recorded, plan: dict, arch) -> bool:
     return all(recorded.get(k, base.get(k)) == v for k, v in json.loads(json.dumps(plan)).items())
 
 
+def pending(presets: dict, arch_list: list, df: pd.DataFrame) -> tuple[list, list, int]:
+    """Every cell (preset, Preset, arch, seed), those still to run, and how many of those ran before.
+    A cell counts as run when a row of it trained under the planned settings and was scored on
+    every split the preset scores now (a row from before a preset gained its OOD2 range lacks it)."""
+    cells = [(name, p, arch, seed) for name, p in presets.items() for seed in p.seeds for arch in arch_list]
+    plans = {(name, arch): planned(p, arch) for name, p in presets.items() for arch in arch_list}
+    ran = {}  # (preset, arch, budget, seed) -> (settings, scored on OOD2) of its rows
+    for r in df.itertuples():
+        ran.setdefault((r.preset, r.arch, r.budget, int(r.seed)), []).append((r.config, pd.notna(r.ood2_em)))
+    todo, stale = [], 0
+    for name, p, arch, seed in cells:
+        before = ran.get((name, arch, p.budget, seed), [])
+        if not any(same_settings(c, plans[name, arch], arch) and (ood2 or not p.ood2) for c, ood2 in before):
+            todo.append((name, p, arch, seed))
+            stale += bool(before)
+    return cells, todo, stale
+
+
 def groups(ev) -> dict:
     """Exact match per group of each breakdown (length, depth, op, digits), test and OOD apart, for
     the per-group picture and table; kept in runs.csv so the report never needs the run folders."""
@@ -367,22 +385,12 @@ def main(argv=None):
     if a.report:
         report(df, presets)
         return 0
-    cells = [(name, p, arch, seed) for name, p in presets.items() for seed in p.seeds for arch in arch_list]
-    plans = {(name, arch): planned(p, arch) for name, p in presets.items() for arch in arch_list}
-    ran = {}  # (preset, arch, budget, seed) -> the settings of its rows
-    for r in df.itertuples():
-        ran.setdefault((r.preset, r.arch, r.budget, int(r.seed)), []).append(r.config)
-    todo, stale = [], 0
-    for name, p, arch, seed in cells:
-        before = ran.get((name, arch, p.budget, seed), [])
-        if not any(same_settings(c, plans[name, arch], arch) for c in before):
-            todo.append((name, p, arch, seed))
-            stale += bool(before)
+    cells, todo, stale = pending(presets, arch_list, df)
     budgets = [Budget.parse(c[1].budget) for c in todo]
     total, steps = sum(b.amount for b in budgets if b.unit == "s"), sum(b.amount for b in budgets if b.unit == "steps")
     print(f"{len(cells) - len(todo)} of {len(cells)} runs done; {len(todo)} to go, about {total / 60:.0f} min of training"
           + (f" and {steps:,.0f} steps" if steps else "")
-          + (f" ({stale} of them ran before under settings that have changed since)" if stale else ""))
+          + (f" ({stale} of them ran before under settings or splits that have changed since)" if stale else ""))
     for i, (name, p, arch, seed) in enumerate(todo, 1):
         budget = p.budget
         print(f"[{i}/{len(todo)}] {name} {arch} {budget} seed {seed}", flush=True)

@@ -1,6 +1,7 @@
 """bench.py end to end with tiny budgets: runs, results files, resuming, bad arguments."""
 import json
 import os
+from dataclasses import replace
 
 import pandas as pd
 
@@ -66,6 +67,27 @@ def test_a_row_counts_only_under_the_settings_a_cell_would_train_with():
     assert places["places"] is True
     assert not bench.same_settings(json.dumps({k: v for k, v in places.items() if k not in ("places", "digit_ids", "point_id")}),
                                    places, "gpt")
+
+
+def test_a_cell_is_pending_until_scored_on_every_split_its_preset_scores():
+    """bracket-10min scores OOD2 (lengths 61..120): a row under today's settings without that score
+    (made before the preset had it) leaves the cell to run; one with it, or a preset without OOD2, does not."""
+    ten, one = bench.PRESETS["bracket-10min"], bench.PRESETS["bracket-1min"]
+    assert ten.ood2 and not one.ood2
+
+    def row(preset, ood2, config):
+        return {"preset": preset, "arch": "lstm", "budget": bench.PRESETS[preset].budget, "seed": 0, "test_em": 1.0,
+                "ood2_em": ood2, "config": json.dumps(config)}
+    plan = bench.planned(ten, "lstm")
+    presets = {"bracket-10min": ten, "bracket-1min": replace(one, seeds=[0])}
+    for ten_rows, ten_todo, stale in (([], True, 0), ([row("bracket-10min", None, plan)], True, 1),
+                                      ([row("bracket-10min", 0.99, plan)], False, 0),
+                                      ([row("bracket-10min", 0.99, {**plan, "lr": 1.0})], True, 1),
+                                      ([row("bracket-10min", None, plan), row("bracket-10min", 0.99, plan)], False, 0)):
+        df = pd.DataFrame([row("bracket-1min", None, plan), *ten_rows]).reindex(columns=bench.COLUMNS)
+        cells, todo, n_stale = bench.pending(presets, ["lstm"], df)
+        assert len(cells) == 2 and [c[0] for c in todo] == (["bracket-10min"] if ten_todo else []), ten_rows
+        assert n_stale == stale
 
 
 def test_bench_bad_arguments(tmp_path):
