@@ -14,7 +14,8 @@ TASK = make_task("bracket", OPTIONS)
 CODEC = codec_of(TASK)
 SMALL_MODELS = {"gru": {"d_model": 64}, "lstm": {"d_model": 64}, "tra": {"d_model": 32, "n_layer": 1},
                 "ber": {"d_model": 32, "n_layer": 2, "n_slots": 6}, "gpt": {"d_model": 32, "n_layer": 2},
-                "ber-refine": {"d_model": 32, "n_layer": 2, "n_slots": 6, "refine": True}}
+                "ber-refine": {"d_model": 32, "n_layer": 2, "n_slots": 6, "refine": True},
+                "gpt-nope": {"d_model": 32, "n_layer": 2, "pos": "none"}}  # gpt's bracket default
 CAUSAL = {"gru", "lstm", "gpt", "tra"}
 
 
@@ -56,7 +57,7 @@ def test_registry_names():
     assert {archs.build(a, {"vocab_size": len(CODEC)})[0].layout for a in archs.ARCHS} == set(layouts.LAYOUTS)
 
 
-@pytest.mark.parametrize("arch", list(archs.ARCHS))
+@pytest.mark.parametrize("arch", [*archs.ARCHS, "gpt-nope"])
 def test_shapes_and_padding(arch):
     model, _ = build(arch)
     b = CODEC.batch(examples(6))
@@ -108,7 +109,7 @@ def test_bidirectional_vs_causal(arch, sees_later):
     assert (not torch.allclose(outs[0], outs[1])) == sees_later
 
 
-@pytest.mark.parametrize("arch", [*archs.ARCHS, "ber-refine"])
+@pytest.mark.parametrize("arch", [*archs.ARCHS, "ber-refine", "gpt-nope"])
 def test_save_load_round_trip(arch, tmp_path):
     model, cfg = build(arch)
     model.eval()
@@ -121,7 +122,7 @@ def test_save_load_round_trip(arch, tmp_path):
         assert torch.equal(generate(model, b, 7), generate(run.model, b, 7))
 
 
-@pytest.mark.parametrize("arch", [*archs.ARCHS, "ber-refine"])
+@pytest.mark.parametrize("arch", [*archs.ARCHS, "ber-refine", "gpt-nope"])
 def test_overfits_a_tiny_batch(arch):
     model, _ = build(arch)
     exs = examples(16, seed=5)
@@ -281,12 +282,15 @@ def test_task_defaults_apply_below_set():
     from train import TrainConfig, setup_model
     reversed_arith = D.DataSpec("arith", {"ops": "+-", "format": "reversed"})
     for arch, spec, model, places in (("gpt", reversed_arith, {}, True), ("gpt", reversed_arith, {"places": False}, False),
+                                      ("gpt", D.DataSpec("bracket", None), {"pos": "alibi"}, False),
                                       ("gpt", D.DataSpec("arith", {"ops": "+-"}), {}, False),
                                       ("gpt", D.DataSpec("arith", {"ops": "+-*/", "format": "reversed"}), {}, False), ("gru", reversed_arith, {}, False),
                                       ("gpt", D.DataSpec("bracket", None), {}, False)):
         cfg = TrainConfig(arch=arch, budget="1s", data=spec, model=dict(model))
         m, codec, _, _ = setup_model(cfg, "cpu", Console(quiet=True))
         assert cfg.model["places"] is places and (m.places is not None) is places
+        if arch == "gpt":  # no position bias on bracket closing (NoPE), ALiBi elsewhere
+            assert cfg.model["pos"] == model.get("pos", "none" if spec.task == "bracket" else "alibi")
         if places:
             assert cfg.model["digit_ids"] == codec.number_ids()[0]
     four = D.DataSpec("arith", {"ops": "+-*/", "format": "scratch"})
