@@ -46,7 +46,7 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
     df.to_csv(results / "runs.csv", index=False)
     p, _ = run_cli("bench.py", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert "1 of 2 runs done; 1 to go" in p.stdout and "1 of them ran before under settings that have changed" in p.stdout
+    assert "1 of 2 runs done; 1 to go" in p.stdout and "1 of them ran before under settings or splits that have changed" in p.stdout
     df = pd.read_csv(results / "runs.csv")
     assert list(df["arch"]) == ["gru", "gpt", "gpt"], "the earlier row stays in runs.csv"
     report = (results / "README.md").read_text()
