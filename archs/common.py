@@ -5,7 +5,8 @@ embedding at all, each head adds -slope * |i - j| to its attention scores. It de
 relative distance, so a model trained on inputs of length 1..30 meets nothing new at length 60,
 and the heads with small slopes still see the whole sequence (needed to find an opener far back).
 `rope` (rotary, relative but with frequencies never seen past the training length) and `none`
-(NoPE: a causal mask alone lets a decoder count positions) are switches for comparison.
+(NoPE: a causal mask alone lets a decoder count positions) are switches; gpt takes `none` on
+bracket closing, where it generalised to longer inputs better than ALiBi (archs/gpt.py).
 
 A distance penalty is symmetric, so in a bidirectional stack (tra's encoder, ber) ALiBi alone
 cannot tell left from right; there half the heads attend to the left (and themselves) and half

@@ -274,8 +274,9 @@ def test_task_train_defaults_apply_below_flags():
 
 
 def test_task_defaults_apply_below_set():
-    """gpt takes digit places for reversed arithmetic, tra width 64 for * and /, gru width 96 for
-    bracket closing, unless --set says otherwise; other tasks and architectures keep Config's defaults."""
+    """gpt takes digit places for reversed arithmetic and no position encoding for bracket closing,
+    tra width 64 for * and /, gru width 96 for bracket closing, unless --set says otherwise; other
+    tasks and architectures keep Config's defaults."""
     from rich.console import Console
 
     import dataset as D
