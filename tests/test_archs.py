@@ -275,7 +275,7 @@ def test_task_train_defaults_apply_below_flags():
 
 def test_task_defaults_apply_below_set():
     """gpt takes digit places for reversed arithmetic and no position encoding for bracket closing,
-    tra width 64 for * and /, gru width 96 for bracket closing, unless --set says otherwise; other
+    tra two layers of width 64 for * and /, gru width 96 for bracket closing, unless --set says otherwise; other
     tasks and architectures keep Config's defaults."""
     from rich.console import Console
 
@@ -302,3 +302,5 @@ def test_task_defaults_apply_below_set():
         cfg = TrainConfig(arch=arch, budget="1s", data=spec, model=dict(model))
         m, _, _, _ = setup_model(cfg, "cpu", Console(quiet=True))
         assert cfg.model["d_model"] == width and m.emb.embedding_dim == width, (arch, spec.task, model)
+        if arch == "tra":  # two layers each side for * and /, one elsewhere
+            assert cfg.model["n_layer"] == len(m.encoder) == len(m.decoder) == (2 if spec is four else 1)
