@@ -2,6 +2,7 @@
 layout, layouts.py), shared by the gru and lstm architectures, with their config, training defaults
 and search space. Reading a prompt packs it, so padding never enters the recurrent state."""
 from dataclasses import dataclass, field
+from functools import cache
 
 import torch
 import torch.nn as nn
@@ -49,6 +50,21 @@ def search_space(trial):
                       "warmup": trial.suggest_float("warmup", 0.0, 0.1)}}
 
 
+@cache
+def cpu_has_bf16_lstm() -> bool:
+    """Whether this CPU's oneDNN has a bfloat16 LSTM kernel. It has one where the CPU has AVX512-BF16
+    or AMX; elsewhere (AVX2 machines) nn.LSTM under CPU bfloat16 autocast raises "could not create
+    a primitive descriptor". Where it has one, bf16 trains lstm faster (2 cores, AMX, d_model 128,
+    batch 64, 30 tokens: 3.6 ms a step against 6.2 ms in float32; two layers 6.7 against 17.4)."""
+    try:
+        with torch.autocast("cpu", torch.bfloat16):
+            out, _ = nn.LSTM(8, 8, batch_first=True)(torch.zeros(1, 2, 8, requires_grad=True))
+        out.float().sum().backward()
+        return True
+    except RuntimeError:
+        return False
+
+
 class RNNLM(nn.Module):
     layout = "decoder"
     exported_prompts_of_one_length = True  # step() cannot pack prompts in an exported graph (export.py)
@@ -72,7 +88,13 @@ class RNNLM(nn.Module):
     def forward(self, tokens):
         """Logits (B, T, V) of the next token at every position (right padding is harmless here)."""
         x = self.emb(tokens) if self.places is None else self.emb(tokens) + self.places(tokens)
-        out, _ = self.rnn(self.drop(x))
+        x = self.drop(x)
+        if (isinstance(self.rnn, nn.LSTM) and x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+                and not cpu_has_bf16_lstm()):  # no bf16 kernel: this cell alone runs in float32
+            with torch.autocast("cpu", enabled=False):
+                out, _ = self.rnn(x.float())
+        else:
+            out, _ = self.rnn(x)
         return self.head(self.drop(out))
 
     def step(self, tokens, state=None):

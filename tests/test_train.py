@@ -1,6 +1,7 @@
 """train.py from the command line: budgets, the prompt, the run folder, resume, interruptions."""
 import json
 import os
+import platform
 import pty
 import select
 import signal
@@ -329,3 +330,24 @@ def test_bf16_autocast_trains_every_arch_and_keeps_float32_weights(tmp_path, mon
     seen.clear()
     T.train(T.TrainConfig(arch="gpt", budget="5steps", data=spec, **where), quiet=True)
     assert seen and not any(seen), "fp32 is the default"
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="ONEDNN_MAX_CPU_ISA is an x86 setting")
+def test_bf16_lstm_trains_on_a_cpu_without_a_bf16_lstm_kernel(tmp_path):
+    """oneDNN has no bfloat16 LSTM kernel below AVX-512 bf16 (CI has met such machines): there lstm's
+    cell runs in float32 under --precision bf16 instead of raising. ONEDNN_MAX_CPU_ISA=AVX2 makes any
+    x86 machine one of them; a control in the same process shows the kernel is really missing."""
+    probe = ("import torch, archs.rnn as R\n"
+             "try:\n"
+             "    with torch.autocast('cpu', torch.bfloat16): torch.nn.LSTM(8, 8, 2)(torch.zeros(3, 1, 8))\n"
+             "    print('kernel')\n"
+             "except RuntimeError:\n"
+             "    print('no kernel', R.cpu_has_bf16_lstm())\n")
+    env = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    p = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, env={**os.environ, **env})
+    assert p.stdout.strip() == "no kernel False", p.stdout + p.stderr
+    p, _ = run_cli("train.py", "lstm", "30steps", "--precision", "bf16", "--set", "n_layer=2", "--set", "d_model=32",
+                   *SMALL, "--models-dir", str(tmp_path / "models"), "--data-dir", str(tmp_path / "data"), cwd=tmp_path, env=env)
+    assert p.returncode == 0, p.stderr
+    run, = [d for d in os.listdir(tmp_path / "models") if not d.startswith(".")]
+    assert json.load(open(tmp_path / "models" / run / "config.json"))["train"]["precision"] == "bf16"
