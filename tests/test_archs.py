@@ -275,7 +275,8 @@ def test_task_train_defaults_apply_below_flags():
 
 def test_task_defaults_apply_below_set():
     """gpt takes digit places for reversed arithmetic and no position encoding for bracket closing,
-    tra two layers of width 64 for * and /, gru width 96 for bracket closing, unless --set says otherwise; other
+    tra two layers of width 64 for * and /, gru width 96 for bracket closing, gru and lstm two layers for * and /,
+    unless --set says otherwise; other
     tasks and architectures keep Config's defaults."""
     from rich.console import Console
 
@@ -298,9 +299,14 @@ def test_task_defaults_apply_below_set():
     bracket = D.DataSpec("bracket", None)
     for arch, spec, model, width in (("tra", four, {}, 64), ("tra", four, {"d_model": 96}, 96), ("tra", bracket, {}, 32),
                                      ("tra", D.DataSpec("arith", {"ops": "+-"}), {}, 32), ("gru", bracket, {}, 96),
-                                     ("gru", bracket, {"d_model": 128}, 128), ("gru", four, {}, 128), ("lstm", bracket, {}, 128)):
+                                     ("gru", bracket, {"d_model": 128}, 128), ("gru", four, {}, 128), ("lstm", bracket, {}, 128),
+                                     ("lstm", four, {}, 128), ("lstm", four, {"n_layer": 1}, 128),
+                                     ("lstm", D.DataSpec("arith", {"ops": "+-"}), {}, 128)):
         cfg = TrainConfig(arch=arch, budget="1s", data=spec, model=dict(model))
         m, _, _, _ = setup_model(cfg, "cpu", Console(quiet=True))
         assert cfg.model["d_model"] == width and m.emb.embedding_dim == width, (arch, spec.task, model)
-        if arch == "tra":  # two layers each side for * and /, one elsewhere
-            assert cfg.model["n_layer"] == len(m.encoder) == len(m.decoder) == (2 if spec is four else 1)
+        layers = model.get("n_layer", 2 if spec is four else 1)  # two layers (each side for tra) for * and /, one elsewhere
+        if arch == "tra":
+            assert cfg.model["n_layer"] == len(m.encoder) == len(m.decoder) == layers
+        else:
+            assert cfg.model["n_layer"] == m.rnn.num_layers == layers, (arch, spec.task, model)
