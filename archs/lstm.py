@@ -13,5 +13,6 @@ def task_defaults(task) -> dict:
     four-operation set (`arith-four-10min` settings, 10min, seed 0, 2 cores, 2026-11-25) the
     second layer took lstm from 91.10% (bench median of one layer, 76,359 steps) to 98.45% in
     27,932 steps: * 96.32% (71.95%), / 96.95% (92.80%), + 99.81%, - 100.00%. As with tra, the
-    partial products needed depth, not more steps."""
+    partial products needed depth, not more steps. Bench arith-four-10min under this default,
+    seeds 0-2: 99.90 / 99.50 / 99.55% (median 99.55%; * 99.42%, / 98.89%)."""
     return {"n_layer": 2} if multiplies(task) else {}
