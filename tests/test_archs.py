@@ -257,8 +257,8 @@ def test_digit_places_step_by_step_equals_the_whole_sequence(arch):
 
 
 def test_task_train_defaults_apply_below_flags():
-    """gpt, gru, lstm and tra train arithmetic with * or / under weight decay unless --weight-decay
-    says otherwise; bracket closing, + and - alone, and ber keep none."""
+    """Every architecture trains arithmetic with * or / under weight decay unless --weight-decay
+    says otherwise; bracket closing and + and - alone keep none."""
     from rich.console import Console
 
     import dataset as D
@@ -267,7 +267,8 @@ def test_task_train_defaults_apply_below_flags():
     for arch, spec, given, expected in (("gpt", four, None, 0.1), ("gpt", four, 0.0, 0.0), ("gpt", four, 0.3, 0.3),
                                         ("gpt", D.DataSpec("bracket", None), None, 0.0), ("gru", four, None, 0.1),
                                         ("lstm", four, 0.0, 0.0), ("lstm", D.DataSpec("arith", {"ops": "+-"}), None, 0.0),
-                                        ("tra", four, None, 0.1), ("ber", four, None, 0.0)):
+                                        ("tra", four, None, 0.1), ("ber", four, None, 0.1),
+                                        ("ber", D.DataSpec("bracket", None), None, 0.0)):
         cfg = TrainConfig(arch=arch, budget="1s", data=spec, weight_decay=given)
         setup_model(cfg, "cpu", Console(quiet=True))
         assert cfg.weight_decay == expected, (arch, spec.task, given)
