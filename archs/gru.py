@@ -15,7 +15,10 @@ def task_defaults(task) -> dict:
     seeds 0, 1, 2 scored 98.40 / 99.05 / 98.75% (5,779 / 6,198 / 5,252 steps) against 97.00% for
     width 128 seed 0 (3,891 steps; bench median 97.50%); width 64 98.30% (7,039 steps), 80 97.80%.
     At width 96, lr 9e-3 scored 96.45%, 4.5e-3 98.05%, batch 32 97.85%, and orthogonal recurrent
-    weights with zero biases 98.10%: the shared defaults stay. Bench under this default:
+    weights with zero biases 98.10%: the shared defaults stay. Neither one torch thread nor bf16
+    autocast buys enough steps to matter (2026-12-01, one sitting, seeds 0-2: default 97.55 / 98.00 /
+    98.85%, --threads 1 97.70 / 98.20 / 98.30%, --precision bf16 98.00 / 98.50 / 98.40%, each
+    4,900-5,600 steps). Bench under this default:
     bracket-1min seeds 0-2 97.45 / 98.00 / 98.85% (median 98.00%; 97.50% at 128), bracket-10min
     100.00%, lengths 31..60 98.25% (96.20% at 128), 61..120 91.00%.
 
