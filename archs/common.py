@@ -29,7 +29,7 @@ POS_KINDS = ("alibi", "rope", "none")
 
 def multiplies(task) -> bool:
     """Arithmetic with * or /: the tasks where weight decay helped every architecture measured
-    (the task_train_defaults of gpt.py and rnn.py give the figures)."""
+    (each architecture's task_train_defaults gives its figures)."""
     return task.name == "arith" and bool(set(task.cfg.ops) & set("*/"))
 
 
