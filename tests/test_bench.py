@@ -79,7 +79,7 @@ def test_a_cell_is_pending_until_scored_on_every_split_its_preset_scores():
         return {"preset": preset, "arch": "lstm", "budget": bench.PRESETS[preset].budget, "seed": 0, "test_em": 1.0,
                 "ood2_em": ood2, "config": json.dumps(config)}
     plan = bench.planned(ten, "lstm")
-    presets = {"bracket-10min": ten, "bracket-1min": replace(one, seeds=[0])}
+    presets = {"bracket-10min": replace(ten, seeds=[0]), "bracket-1min": replace(one, seeds=[0])}
     for ten_rows, ten_todo, stale in (([], True, 0), ([row("bracket-10min", None, plan)], True, 1),
                                       ([row("bracket-10min", 0.99, plan)], False, 0),
                                       ([row("bracket-10min", 0.99, {**plan, "lr": 1.0})], True, 1),
