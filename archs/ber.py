@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights, multiplies
+from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights
 from codec import PAD
 
 
@@ -37,16 +37,6 @@ class Config:
 # Training defaults for this architecture (train.py flags override them). Batch 64: bracket 1min,
 # seed 0, 93.2% in 2339 steps, against 60.9% with batch 128 and 52.6% with batch 32.
 TRAIN_DEFAULTS = {"lr": 3e-3, "batch_size": 64}
-
-
-def task_train_defaults(task) -> dict:
-    """Weight decay 0.1 for arithmetic with * or /, as the other four architectures. The
-    four-operation set (`arith-four-10min` settings, 10min, 2 cores): seed 0 scored 75.05% with it
-    in 18,421 steps against 72.50% without in 29,111 (2026-11-24). Bench arith-four-10min with it,
-    seeds 0-2: 75.40 / 73.05 / 74.40% (median 74.40%, 20,548 steps) against 72.50 / 62.70 / 49.15%
-    without. Measured with it and not kept (seed 0): four layers 53.80% (10,586 steps, the same day
-    as the bench rows), refine=True 27.95% (18,547 steps)."""
-    return {"weight_decay": 0.1} if multiplies(task) else {}
 
 
 def search_space(trial):

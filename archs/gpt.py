@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights, layer_caches, multiplies, stack_caches
+from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights, layer_caches, stack_caches
 from codec import PAD
 
 
@@ -50,15 +50,6 @@ def task_defaults(task) -> dict:
     if task.name == "bracket":
         return {"pos": "none"}
     return {}
-
-
-def task_train_defaults(task) -> dict:
-    """Weight decay for arithmetic with * or /. The four-operation set (2 digits, negatives,
-    decimals, --format scratch, 1,000,000 training problems), 30000steps, seeds 0, 1, 2:
-    weight decay 0.1 scored 97.85 / 98.05 / 97.85% where none scored 93.25 / 91.95 / 85.10%
-    (and 89.20% for seed 0 on another day): every operation rose, multiplication most, and the
-    spread between seeds fell from 8 points to 0.2."""
-    return {"weight_decay": 0.1} if multiplies(task) else {}
 
 
 def search_space(trial):

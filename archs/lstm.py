@@ -3,7 +3,7 @@ and search space live in archs/rnn.py, shared with gru; lstm's own task defaults
 from functools import partial
 
 from archs.common import multiplies
-from archs.rnn import TRAIN_DEFAULTS, Config, RNNLM, search_space, task_train_defaults  # noqa: F401
+from archs.rnn import TRAIN_DEFAULTS, Config, RNNLM, search_space  # noqa: F401
 
 Model = partial(RNNLM, cell="lstm")
 

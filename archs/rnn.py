@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from archs.common import DigitPlaces, check_vocab, multiplies
+from archs.common import DigitPlaces, check_vocab
 from codec import PAD
 
 
@@ -28,17 +28,6 @@ class Config:
 # batch 128). Smaller batches give twice the steps in a budget; lstm gains as much (bracket 1min, seed 0:
 # 99.9% against 99.8%).
 TRAIN_DEFAULTS = {"lr": 6.4e-3, "batch_size": 64, "warmup": 0.044}
-
-
-def task_train_defaults(task) -> dict:
-    """Weight decay 0.1 for arithmetic with * or /, as gpt. The four-operation set (2 digits,
-    negatives, decimals, --format scratch, 1,000,000 training problems), 10min, seed 0, 2 cores:
-    with it gru scored 87.10% in 52,911 steps and lstm 90.85% in 65,816 steps; without it (bench
-    arith-four-10min, seeds 0 and 1, on a day the machine gave 2-2.5x the steps) gru scored
-    65.70-66.45% in 107,000-113,000 steps and lstm 85.80-86.25% in 166,000-169,000: better in
-    fewer steps, multiplication most (gru 36-40% -> 62.28%). Confirmed by bench arith-four-10min,
-    seeds 0, 1, 2 with it: gru 87.05 / 88.05 / 87.05%, lstm 91.15 / 91.10 / 91.05%."""
-    return {"weight_decay": 0.1} if multiplies(task) else {}
 
 
 def search_space(trial):

@@ -256,7 +256,7 @@ def test_digit_places_step_by_step_equals_the_whole_sequence(arch):
     assert alone == out
 
 
-def test_task_train_defaults_apply_below_flags():
+def test_train_defaults_apply_below_flags():
     """Every architecture trains arithmetic with * or / under weight decay unless --weight-decay
     says otherwise; bracket closing and + and - alone keep none."""
     from rich.console import Console
