@@ -56,7 +56,7 @@ PRESETS = {
     "bracket-1min": Preset("bracket", {}, "1min", [0, 1, 2], "bracket closing, inputs 1..30: every architecture >= 99%, best >= 99.9%"),
     "bracket-10min": Preset("bracket", {}, "10min", [0, 1, 2], "bracket closing: every architecture >= 99.9%; OOD 31..60: every >= 99%; "
                             "OOD2 61..120: best >= 95%", ood2={"ood_min_len": 61, "ood_max_len": 120}),
-    "arith-addsub-10min": Preset("arith", {"ops": "+-", "digits": 3, "format": "reversed"}, "10min", [0],
+    "arith-addsub-10min": Preset("arith", {"ops": "+-", "digits": 3, "format": "reversed"}, "10min", [0, 1, 2],
                                  "+ and - up to 3 digits, reversed answers: best >= 99%; OOD (4 digits) best >= 90%; "
                                  "OOD2: 5-6 digits", ood2={"ood_min_digits": 5, "ood_max_digits": 6}),
     "arith-beginner-10min": Preset("arith", {"ops": "+-*/", "digits": 2, "negatives": True, "decimals": True}, "10min", [0],
