@@ -202,7 +202,6 @@ def check_vocab(cfg):
     assert cfg.vocab_size > 0, "vocab_size comes from the run's codec: archs.build(arch, {'vocab_size': len(codec), ...})"
 
 
-
 class DigitPlaces(nn.Module):
     """Abacus embeddings (McLeish et al., 2024, "Transformers Can Do Arithmetic with the Right
     Embeddings"): each digit gets an embedding of its place in its number, counted from the
