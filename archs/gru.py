@@ -20,7 +20,8 @@ def task_defaults(task) -> dict:
     98.85%, --threads 1 97.70 / 98.20 / 98.30%, --precision bf16 98.00 / 98.50 / 98.40%, each
     4,900-5,600 steps). Bench under this default:
     bracket-1min seeds 0-2 97.45 / 98.00 / 98.85% (median 98.00%; 97.50% at 128), bracket-10min
-    100.00%, lengths 31..60 98.25% (96.20% at 128), 61..120 91.00%.
+    seeds 0-2 100.00 / 99.95 / 100.00%, lengths 31..60 98.25 / 98.45 / 98.80% (seed 0 96.20% at 128),
+    61..120 91.00 / 90.85 / 93.40%.
 
     Two stacked layers (204,055 parameters against 104,983) for arithmetic with * or /, as for lstm:
     on the four-operation set (`arith-four-10min` settings, 10min, seed 0, 2 cores, 2026-11-25) they
