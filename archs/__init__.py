@@ -1,9 +1,10 @@
 """The architecture registry: short name -> module. Each module defines `Config` (a dataclass whose
 vocab_size is the run codec's size), `Model(cfg)`: a tensor function named by its `layout`
 (decoder, encdec or slots: layouts.py says what each takes and returns), `TRAIN_DEFAULTS` and
-`search_space(trial)` for hyper.py, and may define `task_defaults(task)`: model settings that suit a
-task better than Config's, each with its measurement. Training settings per task are one rule for all
-five (`train_defaults`). Adding an architecture means one file and one line here."""
+`search_space(trial)` for hyper.py, and may define `task_defaults(task)` and `task_train_defaults(task)`:
+model and training settings that suit a task better than Config's and TRAIN_DEFAULTS, each with its
+measurement (weight decay for * and / is one rule for all five: `train_defaults`). Adding an
+architecture means one file and one line here."""
 from dataclasses import asdict, fields
 
 from archs import ber, gpt, gru, lstm, tra
@@ -55,5 +56,8 @@ def train_defaults(arch: str, task) -> dict:
       ber  10min, bench seeds 0-2: 75.40 / 73.05 / 74.40% (median 74.40%, 20,548 steps) against
            72.50 / 62.70 / 49.15% (2026-11-24 to 12-01); measured with it and not kept (seed 0):
            four layers 53.80% (10,586 steps), refine=True 27.95% (18,547 steps).
-    (gru and lstm figures are from one layer; two layers are their default for * and / since.)"""
-    return {**ARCHS[arch].TRAIN_DEFAULTS, **({"weight_decay": 0.1} if multiplies(task) else {})}
+    (gru and lstm figures are from one layer; two layers are their default for * and / since.)
+    An architecture's own task_train_defaults comes last (gru: weight decay on bracket closing)."""
+    mod = ARCHS[arch]
+    own = getattr(mod, "task_train_defaults", None)
+    return {**mod.TRAIN_DEFAULTS, **({"weight_decay": 0.1} if multiplies(task) else {}), **(own(task) if own else {})}

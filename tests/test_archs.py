@@ -258,7 +258,7 @@ def test_digit_places_step_by_step_equals_the_whole_sequence(arch):
 
 def test_train_defaults_apply_below_flags():
     """Every architecture trains arithmetic with * or / under weight decay unless --weight-decay
-    says otherwise; bracket closing and + and - alone keep none."""
+    says otherwise; + and - alone keep none, and so does bracket closing but for gru's own default."""
     from rich.console import Console
 
     import dataset as D
@@ -268,7 +268,9 @@ def test_train_defaults_apply_below_flags():
                                         ("gpt", D.DataSpec("bracket", None), None, 0.0), ("gru", four, None, 0.1),
                                         ("lstm", four, 0.0, 0.0), ("lstm", D.DataSpec("arith", {"ops": "+-"}), None, 0.0),
                                         ("tra", four, None, 0.1), ("ber", four, None, 0.1),
-                                        ("ber", D.DataSpec("bracket", None), None, 0.0)):
+                                        ("ber", D.DataSpec("bracket", None), None, 0.0),
+                                        ("gru", D.DataSpec("bracket", None), None, 0.1), ("gru", D.DataSpec("bracket", None), 0.0, 0.0),
+                                        ("lstm", D.DataSpec("bracket", None), None, 0.0)):
         cfg = TrainConfig(arch=arch, budget="1s", data=spec, weight_decay=given)
         setup_model(cfg, "cpu", Console(quiet=True))
         assert cfg.weight_decay == expected, (arch, spec.task, given)
