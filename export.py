@@ -78,16 +78,16 @@ class Graph(torch.nn.Module):
         return (logits, *state.values())
 
 
-# The dimension of a state tensor (batch first) that grows: keys, values and positions with the
-# tokens so far, the encoder's keys/values and validity with the source.
-GROWS = {"k": (3, "past"), "v": (3, "past"), "pos": (1, "past"), "valid": (1, "past"),
+# The dimension of a state tensor (batch first) that grows: keys, values, positions and digit
+# places with the tokens so far, the encoder's keys/values and validity with the source.
+GROWS = {"k": (3, "past"), "v": (3, "past"), "pos": (1, "past"), "valid": (1, "past"), "place": (1, "past"),
          "mem_k": (3, "length"), "mem_v": (3, "length"), "mem_valid": (1, "length")}
 
 
 def graphs(run, n=4) -> tuple[list[dict], list[str]]:
     """Each graph to export: file, module, example inputs (a few validation problems), dynamic
     shapes, input and output names; and the state's names."""
-    m = run.model.eval()
+    m = run.model.eval().requires_grad_(False)  # traced for inference: a mask computed from a parameter (gpt's place bias) must not need grad
     b = run.codec.batch(split_of(run, "val")[:n])
     dim = {name: torch.export.Dim(name) for name in ("batch", "length", "past")}
     row = {0: dim["batch"]}

@@ -203,7 +203,7 @@ def new_model_settings(arch, task, codec, overrides: dict) -> dict:
     """A new model's settings for the task: the architecture's task defaults under `overrides` (--set),
     and what the codec and task fix (vocabulary size, digit ids for places, ber's answer slots)."""
     settings = {**archs.task_defaults(arch, task), **overrides, "vocab_size": len(codec)}
-    if settings.get("places"):  # the model finds the digits by their ids in this codec
+    if settings.get("places") or settings.get("place_bias"):  # the model finds the digits by their ids in this codec
         settings["digit_ids"], settings["point_id"] = codec.number_ids()
     if arch == "ber":
         settings.setdefault("n_slots", task.max_target_len() + 1)
@@ -231,7 +231,7 @@ def from_parent(parent, arch, task, console):
     new = [s for s in task.symbols() if s not in parent.codec.stoi]
     codec = Codec(parent.codec.symbols + new)
     settings = {**parent.config["model"], "vocab_size": len(codec)}
-    if settings.get("places"):
+    if settings.get("places") or settings.get("place_bias"):
         settings["digit_ids"], settings["point_id"] = codec.number_ids()
     if new:
         console.print(f"added to the parent's codec: {' '.join(new)} ({len(parent.codec)} -> {len(codec)} tokens; "

@@ -213,19 +213,30 @@ class DigitPlaces(nn.Module):
     embeddings of the places longer numbers need are trained too, and what the model learns is to
     match places rather than to count them.
 
+    The same places can instead steer attention (`reach` > 0, gpt's `place_bias`): each head adds
+    a learned bias for the difference between a digit key's place and the query's place (clamped
+    to -reach..reach) to its attention scores, as ALiBi adds one for the distance in tokens. A
+    query writing the place-p digit of a reversed answer sits on the place-(p-1) digit (or on
+    <sep>, place 0), so one bias entry lets it read both operands' place-p digits and another the
+    place-(p-1) ones for the carry, wherever they stand and however long the numbers are: a
+    difference never seen in training is clamped to one that was. Embeddings of places are then
+    optional (`embed`); what they add is which place it is, which the bias does not need.
+
     digit_ids, point_id: the ids of 0-9 and of the decimal point in the run's codec (the model's
     config holds them; archs.build fills them in from the codec)."""
 
-    def __init__(self, d_model, vocab_size, digit_ids, point_id, n_places=48, max_offset=24):
+    def __init__(self, d_model, vocab_size, digit_ids, point_id, n_places=48, max_offset=24, embed=True, n_head=0, reach=0):
         super().__init__()
-        self.n_places, self.max_offset = n_places, max_offset
+        self.n_places, self.max_offset, self.reach = n_places, max_offset, reach
         kind = torch.zeros(vocab_size, dtype=torch.long)  # 0: other, 1: digit, 2: decimal point
         kind[torch.tensor(digit_ids, dtype=torch.long)] = 1
         if 0 <= point_id < vocab_size:
             kind[point_id] = 2
         self.register_buffer("kind", kind, persistent=False)
-        self.emb = nn.Embedding(n_places + 1, d_model)
-        nn.init.normal_(self.emb.weight, std=0.02)
+        self.emb = nn.Embedding(n_places + 1, d_model) if embed else None
+        if embed:
+            nn.init.normal_(self.emb.weight, std=0.02)
+        self.rel = nn.Parameter(torch.zeros(n_head, 2 * reach + 1)) if reach else None  # per head, per difference
 
     @staticmethod
     def _ranks(kind, from_right: bool):
@@ -252,6 +263,13 @@ class DigitPlaces(nn.Module):
         in_prompt = (tokens == SEP).long().cumsum(1) - (tokens == SEP).long() == 0
         return torch.where(in_prompt, right, self._ranks(kind, from_right=False))
 
+    def attn_bias(self, q_places, k_places):
+        """Attention bias (B, H, Tq, Tk) from places (B, Tq) of the queries and (B, Tk) of the keys:
+        each head's learned entry for the key's place minus the query's, clamped to -reach..reach,
+        on digit keys; 0 on other keys."""
+        diff = (k_places[:, None, :] - q_places[:, :, None]).clamp(-self.reach, self.reach) + self.reach
+        return self.rel[:, diff].transpose(0, 1) * (k_places > 0)[:, None, None, :]
+
     def embed(self, places):
         if self.training:  # a random offset per example, on its digits only
             offset = torch.randint(0, self.max_offset + 1, (places.shape[0], 1), device=places.device)
@@ -264,10 +282,15 @@ class DigitPlaces(nn.Module):
     def answer(self, tokens, count=None):
         """Embeddings of answer tokens (B, T) counted from the left, continuing count (B,) (the
         digits of the number in progress); returns (embeddings, count after them)."""
+        places, count = self.answer_places(tokens, count)
+        return self.embed(places), count
+
+    def answer_places(self, tokens, count=None):
+        """answer's places (B, T) rather than their embeddings, and the count after them."""
         kind = self.kind[tokens]
         count = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device) if count is None else count
         places = []
         for t in range(tokens.shape[1]):
             count = torch.where(kind[:, t] == 1, count + 1, torch.where(kind[:, t] == 2, count, 0))
             places.append(count * (kind[:, t] == 1))
-        return self.embed(torch.stack(places, 1)), count
+        return torch.stack(places, 1), count

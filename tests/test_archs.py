@@ -256,6 +256,45 @@ def test_digit_places_step_by_step_equals_the_whole_sequence(arch):
     assert alone == out
 
 
+def test_place_bias_follows_place_differences_and_decodes_step_by_step():
+    """gpt's place bias: each head adds its entry for a digit key's place minus the query's place,
+    clamped to the reach (a difference beyond it gets the reach's entry, as in longer numbers than
+    training had), nothing on other keys; and decoding token by token, with the keys' places in the
+    state, gives the logits of the whole teacher-forced sequence."""
+    from archs.common import DigitPlaces
+    digit_ids, point_id = ARITH_CODEC.number_ids()
+    dp = DigitPlaces(8, len(ARITH_CODEC), digit_ids, point_id, embed=False, n_head=2, reach=2)
+    assert dp.emb is None
+    with torch.no_grad():
+        dp.rel.copy_(torch.tensor([[1.0, 2, 3, 4, 5], [10, 20, 30, 40, 50]]))  # entries for -2 -1 0 +1 +2
+    q, k = torch.tensor([[0, 1, 3]]), torch.tensor([[2, 0, 1, 3, 7]])  # key place 0: not a digit
+    head0 = torch.tensor([[5.0, 0, 4, 5, 5],   # query at place 0: +2, -, +1, +3 -> +2, +7 -> +2
+                          [4, 0, 3, 5, 5],     # place 1: +1, -, 0, +2, +6 -> +2
+                          [2, 0, 1, 3, 5]])    # place 3: -1, -, -2, 0, +4 -> +2
+    bias = dp.attn_bias(q, k)
+    assert bias.shape == (1, 2, 3, 5) and torch.equal(bias[0, 0], head0) and torch.equal(bias[0, 1], 10 * head0)
+
+    torch.manual_seed(0)
+    model, _ = archs.build("gpt", {**SMALL_MODELS["gpt"], "vocab_size": len(ARITH_CODEC), "place_bias": 2,
+                                   "digit_ids": digit_ids, "point_id": point_id})
+    with torch.no_grad():
+        model.places.rel.normal_()
+    model.eval()
+    exs = ARITH.sample(torch.Generator().manual_seed(3), 4)
+    with torch.no_grad():
+        for e in exs:
+            one = ARITH_CODEC.batch([e])
+            x, _ = layouts.decoder_sequences(one)
+            whole = model(x)[0, one.prompt.shape[1] - 1:]
+            logits, state = model.step(one.prompt)
+            steps = [logits[0, -1]]
+            for tok in one.answer[0, : one.answer.shape[1] - 1]:
+                logits, state = model.step(tok.view(1, 1), state)
+                steps.append(logits[0, -1])
+            assert state["place"].shape == state["pos"].shape
+            assert torch.allclose(torch.stack(steps), whole[: len(steps)], atol=1e-5)
+
+
 def test_train_defaults_apply_below_flags():
     """Every architecture trains arithmetic with * or / under weight decay unless --weight-decay
     says otherwise; + and - alone keep none, and so does bracket closing but for gru's own default."""
@@ -277,7 +316,7 @@ def test_train_defaults_apply_below_flags():
 
 
 def test_task_defaults_apply_below_set():
-    """gpt takes digit places for reversed arithmetic and no position encoding for bracket closing,
+    """gpt takes a digit place bias for reversed + and - and no position encoding for bracket closing,
     tra two layers of width 64 for * and /, gru width 96 for bracket closing, gru and lstm two layers for * and /,
     unless --set says otherwise; other
     tasks and architectures keep Config's defaults."""
@@ -286,17 +325,19 @@ def test_task_defaults_apply_below_set():
     import dataset as D
     from train import TrainConfig, setup_model
     reversed_arith = D.DataSpec("arith", {"ops": "+-", "format": "reversed"})
-    for arch, spec, model, places in (("gpt", reversed_arith, {}, True), ("gpt", reversed_arith, {"places": False}, False),
-                                      ("gpt", D.DataSpec("bracket", None), {"pos": "alibi"}, False),
-                                      ("gpt", D.DataSpec("arith", {"ops": "+-"}), {}, False),
-                                      ("gpt", D.DataSpec("arith", {"ops": "+-*/", "format": "reversed"}), {}, False), ("gru", reversed_arith, {}, False),
-                                      ("gpt", D.DataSpec("bracket", None), {}, False)):
+    for arch, spec, model, places, bias in (("gpt", reversed_arith, {}, False, 2), ("gpt", reversed_arith, {"place_bias": 0}, False, 0),
+                                            ("gpt", reversed_arith, {"places": True}, True, 2),
+                                            ("gpt", D.DataSpec("bracket", None), {"pos": "alibi"}, False, 0),
+                                            ("gpt", D.DataSpec("arith", {"ops": "+-"}), {}, False, 0),
+                                            ("gpt", D.DataSpec("arith", {"ops": "+-*/", "format": "reversed"}), {}, False, 0),
+                                            ("gru", reversed_arith, {}, False, 0), ("gpt", D.DataSpec("bracket", None), {}, False, 0)):
         cfg = TrainConfig(arch=arch, budget="1s", data=spec, model=dict(model))
         m, codec, _, _ = setup_model(cfg, "cpu", Console(quiet=True))
-        assert cfg.model["places"] is places and (m.places is not None) is places
+        assert cfg.model["places"] is places and cfg.model.get("place_bias", 0) == bias, (arch, spec, model)
+        assert (m.places is not None) is (places or bias > 0)
         if arch == "gpt":  # no position bias on bracket closing (NoPE), ALiBi elsewhere
             assert cfg.model["pos"] == model.get("pos", "none" if spec.task == "bracket" else "alibi")
-        if places:
+        if places or bias:
             assert cfg.model["digit_ids"] == codec.number_ids()[0]
     four = D.DataSpec("arith", {"ops": "+-*/", "format": "scratch"})
     bracket = D.DataSpec("bracket", None)

@@ -63,10 +63,11 @@ def test_a_row_counts_only_under_the_settings_a_cell_would_train_with():
     assert not bench.same_settings(None, plan, "tra")  # a row that recorded no settings
     older = {k: v for k, v in plan.items() if k not in ("places", "digit_ids", "point_id")}
     assert bench.same_settings(json.dumps(older), plan, "tra"), "a setting added since counts as its default then"
-    places = bench.planned(addsub, "gpt")  # gpt's + and - default: digit places, which a row from before lacks
-    assert places["places"] is True
-    assert not bench.same_settings(json.dumps({k: v for k, v in places.items() if k not in ("places", "digit_ids", "point_id")}),
+    places = bench.planned(addsub, "gpt")  # gpt's + and - default: a digit place bias, which a row from before lacks
+    assert places["place_bias"] == 2 and places["places"] is False
+    assert not bench.same_settings(json.dumps({k: v for k, v in places.items() if k not in ("place_bias", "digit_ids", "point_id")}),
                                    places, "gpt")
+    assert not bench.same_settings(json.dumps({**places, "places": True, "place_bias": 0}), places, "gpt")
 
 
 def test_a_cell_is_pending_until_scored_on_every_split_its_preset_scores():
