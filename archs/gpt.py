@@ -49,6 +49,8 @@ def task_defaults(task) -> dict:
       place bias 2 with pos=none    seed 0 10.25 / 0.00%
     A reach of 2 lumps every difference of two places or more together, so the differences of
     longer numbers fall in an entry training filled; ALiBi stays to tell the operands apart.
+    Bench under this default (arith-addsub-10min, seeds 0-2, 2026-12-01, 31,036-33,932 steps):
+    100.00% test each, 99.05 / 99.55 / 91.35% on 4 digits, 94.35 / 95.50 / 58.10% on 5-6.
     The embeddings (Abacus, with random offsets; gpt's default from 2026-11-24 to 2026-12-01) had
     taken 10min runs from 95.55% and 0.05% OOD to 99.95% and 66.30% (seed 0), then 99.40 / 97.10 /
     98.45% and 42.85 / 19.20 / 25.05% in bench, seeds 0-2; with weight decay 0.1 (seed 0) 99.95% and
