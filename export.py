@@ -79,9 +79,9 @@ class Graph(torch.nn.Module):
 
 
 # The dimension of a state tensor (batch first) that grows: keys, values, positions and digit
-# places with the tokens so far, the encoder's keys/values and validity with the source.
+# places with the tokens so far, the encoder's keys/values, validity and digit places with the source.
 GROWS = {"k": (3, "past"), "v": (3, "past"), "pos": (1, "past"), "valid": (1, "past"), "place": (1, "past"),
-         "mem_k": (3, "length"), "mem_v": (3, "length"), "mem_valid": (1, "length")}
+         "mem_k": (3, "length"), "mem_v": (3, "length"), "mem_valid": (1, "length"), "mem_place": (1, "length")}
 
 
 def graphs(run, n=4) -> tuple[list[dict], list[str]]:

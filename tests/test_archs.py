@@ -256,11 +256,10 @@ def test_digit_places_step_by_step_equals_the_whole_sequence(arch):
     assert alone == out
 
 
-def test_place_bias_follows_place_differences_and_decodes_step_by_step():
-    """gpt's place bias: each head adds its entry for a digit key's place minus the query's place,
-    clamped to the reach (a difference beyond it gets the reach's entry, as in longer numbers than
-    training had), nothing on other keys; and decoding token by token, with the keys' places in the
-    state, gives the logits of the whole teacher-forced sequence."""
+def test_place_bias_follows_place_differences():
+    """The place bias (gpt's, tra's cross-attention): each head adds its entry for a digit key's
+    place minus the query's place, clamped to the reach (a difference beyond it gets the reach's
+    entry, as in longer numbers than training had), nothing on other keys."""
     from archs.common import DigitPlaces
     digit_ids, point_id = ARITH_CODEC.number_ids()
     dp = DigitPlaces(8, len(ARITH_CODEC), digit_ids, point_id, embed=False, n_head=2, reach=2)
@@ -274,24 +273,34 @@ def test_place_bias_follows_place_differences_and_decodes_step_by_step():
     bias = dp.attn_bias(q, k)
     assert bias.shape == (1, 2, 3, 5) and torch.equal(bias[0, 0], head0) and torch.equal(bias[0, 1], 10 * head0)
 
+
+@pytest.mark.parametrize("arch", ["gpt", "tra"])
+def test_place_bias_decodes_step_by_step_as_the_whole_sequence(arch):
+    """Decoding token by token, with the places of the keys (gpt) or of the memory (tra) in the
+    state, gives the logits of the whole teacher-forced sequence."""
     torch.manual_seed(0)
-    model, _ = archs.build("gpt", {**SMALL_MODELS["gpt"], "vocab_size": len(ARITH_CODEC), "place_bias": 2,
-                                   "digit_ids": digit_ids, "point_id": point_id})
+    digit_ids, point_id = ARITH_CODEC.number_ids()
+    model, _ = archs.build(arch, {**SMALL_MODELS[arch], "vocab_size": len(ARITH_CODEC), "place_bias": 2,
+                                  "digit_ids": digit_ids, "point_id": point_id})
     with torch.no_grad():
         model.places.rel.normal_()
     model.eval()
-    exs = ARITH.sample(torch.Generator().manual_seed(3), 4)
     with torch.no_grad():
-        for e in exs:
+        for e in ARITH.sample(torch.Generator().manual_seed(3), 4):
             one = ARITH_CODEC.batch([e])
-            x, _ = layouts.decoder_sequences(one)
-            whole = model(x)[0, one.prompt.shape[1] - 1:]
-            logits, state = model.step(one.prompt)
+            if arch == "gpt":
+                x, _ = layouts.decoder_sequences(one)
+                whole = model(x)[0, one.prompt.shape[1] - 1:]
+                logits, state = model.step(one.prompt)
+            else:
+                tgt = torch.cat((torch.full_like(one.answer[:, :1], BOS), one.answer[:, :-1]), 1)
+                whole = model(one.prompt, tgt)[0]
+                logits, state = model.step(tgt[:, :1], model.encode(one.prompt))
             steps = [logits[0, -1]]
             for tok in one.answer[0, : one.answer.shape[1] - 1]:
                 logits, state = model.step(tok.view(1, 1), state)
                 steps.append(logits[0, -1])
-            assert state["place"].shape == state["pos"].shape
+            assert state["place" if arch == "gpt" else "mem_place"].shape == state["pos" if arch == "gpt" else "mem_valid"].shape
             assert torch.allclose(torch.stack(steps), whole[: len(steps)], atol=1e-5)
 
 
@@ -316,7 +325,7 @@ def test_train_defaults_apply_below_flags():
 
 
 def test_task_defaults_apply_below_set():
-    """gpt takes a digit place bias for reversed + and - and no position encoding for bracket closing,
+    """gpt and tra take a digit place bias for reversed + and -, gpt no position encoding for bracket closing,
     tra two layers of width 64 for * and /, gru width 96 for bracket closing, gru and lstm two layers for * and /,
     unless --set says otherwise; other
     tasks and architectures keep Config's defaults."""
@@ -330,11 +339,12 @@ def test_task_defaults_apply_below_set():
                                             ("gpt", D.DataSpec("bracket", None), {"pos": "alibi"}, False, 0),
                                             ("gpt", D.DataSpec("arith", {"ops": "+-"}), {}, False, 0),
                                             ("gpt", D.DataSpec("arith", {"ops": "+-*/", "format": "reversed"}), {}, False, 0),
-                                            ("gru", reversed_arith, {}, False, 0), ("gpt", D.DataSpec("bracket", None), {}, False, 0)):
+                                            ("gru", reversed_arith, {}, False, 0), ("gpt", D.DataSpec("bracket", None), {}, False, 0),
+                                            ("tra", reversed_arith, {}, False, 2), ("tra", D.DataSpec("bracket", None), {}, False, 0)):
         cfg = TrainConfig(arch=arch, budget="1s", data=spec, model=dict(model))
         m, codec, _, _ = setup_model(cfg, "cpu", Console(quiet=True))
         assert cfg.model["places"] is places and cfg.model.get("place_bias", 0) == bias, (arch, spec, model)
-        assert (m.places is not None) is (places or bias > 0)
+        assert (m.places is not None) is (places or bias > 0), (arch, spec, model)
         if arch == "gpt":  # no position bias on bracket closing (NoPE), ALiBi elsewhere
             assert cfg.model["pos"] == model.get("pos", "none" if spec.task == "bracket" else "alibi")
         if places or bias:

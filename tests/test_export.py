@@ -13,9 +13,9 @@ from conftest import assert_one_line_error, run_cli
 from runs import RunError, load_run
 from train import TrainConfig, train
 
-TINY = {"gru": {"d_model": 32}, "lstm": {"d_model": 32, "places": True}, "tra": {"d_model": 32, "places": True},
+TINY = {"gru": {"d_model": 32}, "lstm": {"d_model": 32, "places": True}, "tra": {"d_model": 32, "places": True, "place_bias": 2},
         "ber": {"d_model": 32, "n_layer": 1}, "gpt": {"d_model": 32, "n_layer": 1, "places": True, "place_bias": 2}}
-ARITH = ("lstm", "tra", "gpt")  # digit places in the prompt and in the state of the step graphs (gpt's keys' places too)
+ARITH = ("lstm", "tra", "gpt")  # digit places in the prompt and in the state of the step graphs (with place_bias the keys' or the memory's places too)
 
 
 @pytest.fixture(scope="module")
