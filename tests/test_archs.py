@@ -210,6 +210,24 @@ def build_with_places(arch, seed=0):
     return archs.build(arch, settings)
 
 
+def step_by_step_and_whole(model, one):
+    """Logits of one example's answer positions decoded token by token, those of the whole
+    teacher-forced sequence, and the decoding state at the end."""
+    if model.layout == "decoder":
+        x, _ = layouts.decoder_sequences(one)
+        whole = model(x)[0, one.prompt.shape[1] - 1:]
+        logits, state = model.step(one.prompt)
+    else:
+        tgt = torch.cat((torch.full_like(one.answer[:, :1], BOS), one.answer[:, :-1]), 1)
+        whole = model(one.prompt, tgt)[0]
+        logits, state = model.step(tgt[:, :1], model.encode(one.prompt))
+    steps = [logits[0, -1]]
+    for tok in one.answer[0, : one.answer.shape[1] - 1]:
+        logits, state = model.step(tok.view(1, 1), state)
+        steps.append(logits[0, -1])
+    return torch.stack(steps), whole[: len(steps)], state
+
+
 @pytest.mark.parametrize("arch", list(archs.ARCHS))
 def test_digit_places_step_by_step_equals_the_whole_sequence(arch):
     """With place embeddings, decoding token by token (the place counter in the state) gives the
@@ -222,20 +240,8 @@ def test_digit_places_step_by_step_equals_the_whole_sequence(arch):
     if model.layout != "slots":
         with torch.no_grad():
             for i in range(3):
-                one = ARITH_CODEC.batch([exs[i]])
-                if model.layout == "decoder":
-                    x, _ = layouts.decoder_sequences(one)
-                    whole = model(x)[0, one.prompt.shape[1] - 1:]
-                    logits, state = model.step(one.prompt)
-                else:
-                    tgt = torch.cat((torch.full_like(one.answer[:, :1], BOS), one.answer[:, :-1]), 1)
-                    whole = model(one.prompt, tgt)[0]
-                    logits, state = model.step(tgt[:, :1], model.encode(one.prompt))
-                steps = [logits[0, -1]]
-                for tok in one.answer[0, : one.answer.shape[1] - 1]:
-                    logits, state = model.step(tok.view(1, 1), state)
-                    steps.append(logits[0, -1])
-                assert torch.allclose(torch.stack(steps), whole[: len(steps)], atol=1e-5)
+                steps, whole, _ = step_by_step_and_whole(model, ARITH_CODEC.batch([exs[i]]))
+                assert torch.allclose(steps, whole, atol=1e-5)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for step in range(1500):
@@ -287,21 +293,9 @@ def test_place_bias_decodes_step_by_step_as_the_whole_sequence(arch):
     model.eval()
     with torch.no_grad():
         for e in ARITH.sample(torch.Generator().manual_seed(3), 4):
-            one = ARITH_CODEC.batch([e])
-            if arch == "gpt":
-                x, _ = layouts.decoder_sequences(one)
-                whole = model(x)[0, one.prompt.shape[1] - 1:]
-                logits, state = model.step(one.prompt)
-            else:
-                tgt = torch.cat((torch.full_like(one.answer[:, :1], BOS), one.answer[:, :-1]), 1)
-                whole = model(one.prompt, tgt)[0]
-                logits, state = model.step(tgt[:, :1], model.encode(one.prompt))
-            steps = [logits[0, -1]]
-            for tok in one.answer[0, : one.answer.shape[1] - 1]:
-                logits, state = model.step(tok.view(1, 1), state)
-                steps.append(logits[0, -1])
+            steps, whole, state = step_by_step_and_whole(model, ARITH_CODEC.batch([e]))
             assert state["place" if arch == "gpt" else "mem_place"].shape == state["pos" if arch == "gpt" else "mem_valid"].shape
-            assert torch.allclose(torch.stack(steps), whole[: len(steps)], atol=1e-5)
+            assert torch.allclose(steps, whole, atol=1e-5)
 
 
 def test_train_defaults_apply_below_flags():
