@@ -280,6 +280,33 @@ def test_place_bias_follows_place_differences():
     assert bias.shape == (1, 2, 3, 5) and torch.equal(bias[0, 0], head0) and torch.equal(bias[0, 1], 10 * head0)
 
 
+def test_ber_slot_k_reads_digits_by_place_from_place_k():
+    """ber's place bias: answer slot k writes the reversed answer's place-(k+1) digit, so its query
+    stands at place k (as gpt's query on the place-k digit does); prompt digits are keys by their
+    place, and nothing else (<bos>, the operator, <sep>, the slots) gets a bias."""
+    digit_ids, point_id = ARITH_CODEC.number_ids()
+    model, _ = archs.build("ber", {"d_model": 16, "n_head": 2, "n_layer": 1, "n_slots": 5, "place_bias": 2, "pos": "none",
+                                   "vocab_size": len(ARITH_CODEC), "digit_ids": digit_ids, "point_id": point_id})
+    with torch.no_grad():
+        model.places.rel.copy_(torch.tensor([[1.0, 2, 3, 4, 5], [10, 20, 30, 40, 50]]))  # entries for -2 -1 0 +1 +2
+    prompt, prompt_len = ARITH_CODEC.prompts(["12+345"])  # <bos> 1 2 + 3 4 5 <sep>: places 0 2 1 0 3 2 1 0
+    x, slot_pos = layouts.slot_inputs(prompt, prompt_len, 5)
+    seen = []
+    model.blocks[0].register_forward_pre_hook(lambda _, args: seen.append(args[1]))
+    model(x, slot_pos)
+    with torch.no_grad():
+        model.places.rel.zero_()
+    model(x, slot_pos)  # pos "none": ALiBi's heads would hide one side each (-inf)
+    place = (seen[0] - seen[1])[0, 0, slot_pos[0]]  # head 0, the slots' rows
+    none = [0.0] * 5  # the slots as keys
+    assert torch.equal(place, torch.tensor([[0.0, 5, 4, 0, 5, 5, 4, 0, *none],   # slot 0, place 0: +2 +1 | +3->+2 +2 +1
+                                            [0, 4, 3, 0, 5, 4, 3, 0, *none],     # slot 1: +1 0 | +2 +1 0
+                                            [0, 3, 2, 0, 4, 3, 2, 0, *none],     # slot 2: 0 -1 | +1 0 -1
+                                            [0, 2, 1, 0, 3, 2, 1, 0, *none],     # slot 3: -1 -2 | 0 -1 -2
+                                            [0, 1, 1, 0, 2, 1, 1, 0, *none]]))   # slot 4: -2 -3->-2 | -1 -2 -3->-2
+    assert torch.equal(seen[0][0, 1] - seen[1][0, 1], 10 * (seen[0][0, 0] - seen[1][0, 0]))
+
+
 @pytest.mark.parametrize("arch", ["gpt", "tra"])
 def test_place_bias_decodes_step_by_step_as_the_whole_sequence(arch):
     """Decoding token by token, with the places of the keys (gpt) or of the memory (tra) in the
@@ -319,7 +346,7 @@ def test_train_defaults_apply_below_flags():
 
 
 def test_task_defaults_apply_below_set():
-    """gpt and tra take a digit place bias for reversed + and -, gpt no position encoding for bracket closing,
+    """gpt, tra and ber take a digit place bias for reversed + and -, gpt no position encoding for bracket closing,
     tra two layers of width 64 for * and /, gru width 96 for bracket closing, gru and lstm two layers for * and /,
     unless --set says otherwise; other
     tasks and architectures keep Config's defaults."""
@@ -334,7 +361,10 @@ def test_task_defaults_apply_below_set():
                                             ("gpt", D.DataSpec("arith", {"ops": "+-"}), {}, False, 0),
                                             ("gpt", D.DataSpec("arith", {"ops": "+-*/", "format": "reversed"}), {}, False, 0),
                                             ("gru", reversed_arith, {}, False, 0), ("gpt", D.DataSpec("bracket", None), {}, False, 0),
-                                            ("tra", reversed_arith, {}, False, 2), ("tra", D.DataSpec("bracket", None), {}, False, 0)):
+                                            ("tra", reversed_arith, {}, False, 2), ("tra", D.DataSpec("bracket", None), {}, False, 0),
+                                            ("ber", reversed_arith, {}, False, 2), ("ber", reversed_arith, {"place_bias": 0}, False, 0),
+                                            ("ber", D.DataSpec("arith", {"ops": "+-*/", "format": "reversed"}), {}, False, 0),
+                                            ("ber", D.DataSpec("bracket", None), {}, False, 0)):
         cfg = TrainConfig(arch=arch, budget="1s", data=spec, model=dict(model))
         m, codec, _, _ = setup_model(cfg, "cpu", Console(quiet=True))
         assert cfg.model["places"] is places and cfg.model.get("place_bias", 0) == bias, (arch, spec, model)

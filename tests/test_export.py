@@ -14,8 +14,8 @@ from runs import RunError, load_run
 from train import TrainConfig, train
 
 TINY = {"gru": {"d_model": 32}, "lstm": {"d_model": 32, "places": True}, "tra": {"d_model": 32, "places": True, "place_bias": 2},
-        "ber": {"d_model": 32, "n_layer": 1}, "gpt": {"d_model": 32, "n_layer": 1, "places": True, "place_bias": 2}}
-ARITH = ("lstm", "tra", "gpt")  # digit places in the prompt and in the state of the step graphs (with place_bias the keys' or the memory's places too)
+        "ber": {"d_model": 32, "n_layer": 1, "place_bias": 2}, "gpt": {"d_model": 32, "n_layer": 1, "places": True, "place_bias": 2}}
+ARITH = ("lstm", "tra", "ber", "gpt")  # digit places in the prompt and in the state of the step graphs (with place_bias the keys' or the memory's places too)
 
 
 @pytest.fixture(scope="module")
