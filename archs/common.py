@@ -213,8 +213,8 @@ class DigitPlaces(nn.Module):
     embeddings of the places longer numbers need are trained too, and what the model learns is to
     match places rather than to count them.
 
-    The same places can instead steer attention (`reach` > 0: `place_bias` of gpt, and of tra's
-    cross-attention): each head adds a learned bias for the difference between a digit key's place
+    The same places can instead steer attention (`reach` > 0: `place_bias` of gpt, of tra's
+    cross-attention and of ber, whose answer slot k stands at place k): each head adds a learned bias for the difference between a digit key's place
     and the query's place (clamped to -reach..reach) to its attention scores, as ALiBi adds one for
     the distance in tokens. A query writing the place-p digit of a reversed answer sits on the
     place-(p-1) digit (or on <sep>, place 0), so one bias entry lets it read both operands' place-p
