@@ -202,11 +202,18 @@ def setup_model(cfg: TrainConfig, device, console):
 def new_model_settings(arch, task, codec, overrides: dict) -> dict:
     """A new model's settings for the task: the architecture's task defaults under `overrides` (--set),
     and what the codec and task fix (vocabulary size, digit ids for places, ber's answer slots)."""
-    settings = {**archs.task_defaults(arch, task), **overrides, "vocab_size": len(codec)}
-    if settings.get("places") or settings.get("place_bias"):  # the model finds the digits by their ids in this codec
-        settings["digit_ids"], settings["point_id"] = codec.number_ids()
+    settings = with_codec({**archs.task_defaults(arch, task), **overrides}, codec)
     if arch == "ber":
         settings.setdefault("n_slots", task.max_target_len() + 1)
+    return settings
+
+
+def with_codec(settings: dict, codec) -> dict:
+    """Model settings with what the codec fixes: the vocabulary size, and for digit places (places,
+    place_bias) the ids of the digits and the decimal point, by which the model finds them."""
+    settings = {**settings, "vocab_size": len(codec)}
+    if settings.get("places") or settings.get("place_bias"):
+        settings["digit_ids"], settings["point_id"] = codec.number_ids()
     return settings
 
 
@@ -230,9 +237,7 @@ def from_parent(parent, arch, task, console):
                        f"(python train.py {parent.config['arch']} ... --init-from {parent.path})")
     new = [s for s in task.symbols() if s not in parent.codec.stoi]
     codec = Codec(parent.codec.symbols + new)
-    settings = {**parent.config["model"], "vocab_size": len(codec)}
-    if settings.get("places") or settings.get("place_bias"):
-        settings["digit_ids"], settings["point_id"] = codec.number_ids()
+    settings = with_codec(parent.config["model"], codec)
     if new:
         console.print(f"added to the parent's codec: {' '.join(new)} ({len(parent.codec)} -> {len(codec)} tokens; "
                       "their embeddings start fresh)", soft_wrap=True)
