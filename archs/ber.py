@@ -48,7 +48,9 @@ def task_defaults(task) -> dict:
     without counting positions. + and - up to 3 digits, reversed, 3min, seed 0, 2 cores,
     2026-12-01, one sitting: 98.30% test and 57.70% on 4-digit operands (14,249 steps), against
     49.45% and 0.20% without (16,785 steps; bench 10min without, 2026-11-22: 78.80% and 0.70%).
-    5- and 6-digit operands stay at 0.00%: their answers need slots that training never filled."""
+    5- and 6-digit operands stay at 0.00%: their answers need slots that training never filled.
+    Bench under it (arith-addsub-10min, seeds 0-2, 2026-12-01, 38,703-43,090 steps): 99.95 / 100.00 /
+    99.95% test, 46.65 / 69.30 / 66.60% on 4 digits, 0.05 / 25.90 / 1.25% on 5-6."""
     if task.name == "arith" and task.cfg.format == "reversed" and set(task.cfg.ops) <= set("+-"):
         return {"place_bias": 2}
     return {}
