@@ -183,13 +183,16 @@ def groups(ev) -> dict:
 # ----------------------------------------------------------------------------- report
 
 def latest_settings(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows of each (preset, budget, arch) made under its latest row's settings, and the others
-    (made before a default changed): a median mixes no two configurations."""
+    """The rows of each (preset, budget, arch) made under its latest row's settings, one per seed
+    (the latest: a cell run again, e.g. for a split its preset scores since, replaces its row), and
+    the others (made before a default changed, or replaced): a median mixes no two configurations
+    and counts no seed twice."""
     keep = []
     for (_, _, arch), g in df.groupby(["preset", "budget", "arch"], sort=False):
         latest = g["config"].iloc[-1]
         plan = json.loads(latest) if isinstance(latest, str) else None
-        keep += [i for i, c in zip(g.index, g["config"]) if plan is None or same_settings(c, plan, arch)]
+        same = g[[plan is None or same_settings(c, plan, arch) for c in g["config"]]]
+        keep += list(same.drop_duplicates("seed", keep="last").index)
     return df.loc[sorted(keep)], df.drop(index=keep)
 
 
@@ -316,7 +319,7 @@ def report(df: pd.DataFrame, presets: dict):
         lines += ["Settings: " + "; ".join(f"`{a}` {settings_text(c)}" for a, c in zip(first["arch"], configs)) + ".", ""]
         before = earlier[(earlier["preset"] == preset) & (earlier["budget"] == budget)]
         if len(before):
-            lines += ["Not in this table, made under earlier settings (in runs.csv): " + "; ".join(
+            lines += ["Not in this table, made under earlier settings or run again since (in runs.csv): " + "; ".join(
                 f"`{a}` {len(b)} run{'s' * (len(b) > 1)}, test {b['test_em'].median():.2%} (median)"
                 for a, b in before.groupby("arch", sort=False)) + ".", ""]
         by_op = per_group(rows, "op")

@@ -4,6 +4,7 @@ import os
 from dataclasses import replace
 
 import pandas as pd
+import pytest
 
 import bench
 
@@ -89,6 +90,18 @@ def test_a_cell_is_pending_until_scored_on_every_split_its_preset_scores():
         cells, todo, n_stale = bench.pending(presets, ["lstm"], df)
         assert len(cells) == 2 and [c[0] for c in todo] == (["bracket-10min"] if ten_todo else []), ten_rows
         assert n_stale == stale
+
+
+def test_a_cell_run_again_replaces_its_row_in_the_report():
+    """A seed scored twice under the same settings (run again for a split its preset gained) counts
+    once in the medians, by its latest row; rows under other settings stay out as before."""
+    plan = {"d_model": 128, "lr": 0.0064}
+    def row(seed, test, config):
+        return {"preset": "arith-x", "arch": "gru", "budget": "10min", "seed": seed, "test_em": test, "config": json.dumps(config)}
+    df = pd.DataFrame([row(0, 0.90, {**plan, "lr": 0.1}), row(0, 0.972, plan), row(0, 0.975, plan), row(1, 0.98, plan)])
+    kept, rest = bench.latest_settings(df)
+    assert list(kept["test_em"]) == [0.975, 0.98] and sorted(rest["test_em"]) == [0.90, 0.972]
+    assert bench.summary_table(kept.reindex(columns=bench.COLUMNS))["test_em_median"].iloc[0] == pytest.approx(0.9775)
 
 
 def test_bench_bad_arguments(tmp_path):
