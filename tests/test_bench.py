@@ -51,7 +51,7 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
     df = pd.read_csv(results / "runs.csv")
     assert list(df["arch"]) == ["gru", "gpt", "gpt"], "the earlier row stays in runs.csv"
     report = (results / "README.md").read_text()
-    assert "Not in this table, made under earlier settings (in runs.csv): `gpt` 1 run" in report
+    assert "Not in this table, made under earlier settings or run again since (in runs.csv): `gpt` 1 run" in report
     assert "| gpt    |      1 |" in report, "the median is over the runs under the latest settings only"
 
 
