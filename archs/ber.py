@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights
+from archs.common import POS_KINDS, Block, DigitPlaces, Positions, adds_reversed, check_vocab, init_weights
 from codec import MASK, PAD
 
 
@@ -51,7 +51,7 @@ def task_defaults(task) -> dict:
     5- and 6-digit operands stay at 0.00%: their answers need slots that training never filled.
     Bench under it (arith-addsub-10min, seeds 0-2, 2026-12-01, 38,703-43,090 steps): 99.95 / 100.00 /
     99.95% test, 46.65 / 69.30 / 66.60% on 4 digits, 0.05 / 25.90 / 1.25% on 5-6."""
-    if task.name == "arith" and task.cfg.format == "reversed" and set(task.cfg.ops) <= set("+-"):
+    if adds_reversed(task):
         return {"place_bias": 2}
     return {}
 

@@ -33,6 +33,12 @@ def multiplies(task) -> bool:
     return task.name == "arith" and bool(set(task.cfg.ops) & set("*/"))
 
 
+def adds_reversed(task) -> bool:
+    """Arithmetic with + and - alone and reversed answers: where gpt and ber take the digit place
+    bias (DigitPlaces) by default."""
+    return task.name == "arith" and task.cfg.format == "reversed" and set(task.cfg.ops) <= set("+-")
+
+
 def positions(valid: torch.Tensor) -> torch.Tensor:
     """Position of each token counting only valid ones (left padding does not shift positions)."""
     return (valid.long().cumsum(1) - 1).clamp(min=0)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights, layer_caches, stack_caches
+from archs.common import POS_KINDS, Block, DigitPlaces, Positions, adds_reversed, check_vocab, init_weights, layer_caches, stack_caches
 from codec import PAD
 
 
@@ -56,7 +56,7 @@ def task_defaults(task) -> dict:
     98.45% and 42.85 / 19.20 / 25.05% in bench, seeds 0-2; with weight decay 0.1 (seed 0) 99.95% and
     13.45%, so + and - keep none. Neither for * and /: on the four-operation set (reversed, 2 digits,
     negatives, decimals, same afternoon) place embeddings scored 84.35% against 87.10% without."""
-    if task.name == "arith" and task.cfg.format == "reversed" and set(task.cfg.ops) <= set("+-"):
+    if adds_reversed(task):
         return {"place_bias": 2}
     if task.name == "bracket":
         return {"pos": "none"}
