@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from archs.common import (POS_KINDS, Block, DigitPlaces, Positions, check_vocab, cross_bias, init_weights, layer_caches, multiplies,
+from archs.common import (POS_KINDS, Block, DigitPlaces, Positions, adds_reversed, check_vocab, cross_bias, init_weights, layer_caches, multiplies,
                           stack_caches)
 from codec import PAD
 
@@ -54,7 +54,7 @@ def task_defaults(task) -> dict:
     82.40 / 82.80 / 83.40% on 4 digits, 39.20 / 33.30 / 44.70% on 5-6."""
     if multiplies(task):
         return {"d_model": 64, "n_layer": 2}
-    if task.name == "arith" and task.cfg.format == "reversed":
+    if adds_reversed(task):
         return {"place_bias": 2}
     return {}
 
