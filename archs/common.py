@@ -34,8 +34,8 @@ def multiplies(task) -> bool:
 
 
 def adds_reversed(task) -> bool:
-    """Arithmetic with + and - alone and reversed answers: where gpt and ber take the digit place
-    bias (DigitPlaces) by default."""
+    """Arithmetic with + and - alone and reversed answers: where gpt, tra and ber take the digit
+    place bias (DigitPlaces) by default."""
     return task.name == "arith" and task.cfg.format == "reversed" and set(task.cfg.ops) <= set("+-")
 
 
@@ -220,9 +220,9 @@ class DigitPlaces(nn.Module):
     match places rather than to count them.
 
     The same places can instead steer attention (`reach` > 0: `place_bias` of gpt, of tra's
-    cross-attention and of ber, whose answer slot k stands at place k): each head adds a learned bias for the difference between a digit key's place
-    and the query's place (clamped to -reach..reach) to its attention scores, as ALiBi adds one for
-    the distance in tokens. A query writing the place-p digit of a reversed answer sits on the
+    cross-attention and of ber, whose answer slot k stands at place k): each head adds a learned
+    bias for the difference between a digit key's place and the query's place (clamped to
+    -reach..reach) to its attention scores, as ALiBi adds one for the distance in tokens. A query writing the place-p digit of a reversed answer sits on the
     place-(p-1) digit (or on <sep>, place 0), so one bias entry lets it read both operands' place-p
     digits and another the place-(p-1) ones for the carry, wherever they stand and however long the
     numbers are: a difference never seen in training is clamped to one that was. Embeddings of
