@@ -5,13 +5,15 @@
     python bench.py --only bracket-1min --archs gru,gpt
     python bench.py --quick --archs gru --budget 3s   # any preset with another budget
     python bench.py --report        # rebuild the report and pictures from the results so far
+    python bench.py --only bracket-1min --seeds 0 --device cuda   # one seed of each, on the GPU
 
 One run at a time (the machine is the instrument). Every run appends a row to
-bench/results/runs.csv (accuracy, OOD accuracy, steps, samples/s, share of the machine's float32
-matmul peak, wall time, CPU time per wall second, load average, seed, versions); the report
-bench/results/README.md and its pictures are rebuilt after each run. Runs already in the CSV are
-skipped, so an interrupted benchmark continues where it stopped. `--commit` commits the results
-after each run (a session can end at any time).
+bench/results/runs.csv (accuracy, OOD accuracy, steps, samples/s, share of the device's float32
+matmul peak, GPU utilisation, wall time, CPU time per wall second, load average, seed, device,
+versions); the report bench/results/README.md and its pictures are rebuilt after each run. Runs
+already in the CSV for the device are skipped, so an interrupted benchmark continues where it
+stopped; a GPU's rows are kept and reported apart from the CPU's (and from another GPU's).
+`--commit` commits the results after each run (a session can end at any time).
 """
 import os
 import signal
@@ -22,7 +24,9 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 with
 
 import argparse
 import json
+import re
 import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 
@@ -32,7 +36,7 @@ import torch
 import archs
 import dataset as D
 import evaluate
-from runs import Parser, machine, versions
+from runs import Parser, RunError, machine, pick_device, versions
 from tasks import codec_of, make_task
 from train import Budget, TrainConfig, fill_train_settings, new_model_settings, train
 
@@ -68,30 +72,79 @@ PRESETS = {
 }
 QUICK = {"quick-bracket-15s": Preset("bracket", {}, "15s", [0], "smoke test")}
 COLUMNS = ["preset", "arch", "budget", "seed", "test_em", "ood_em", "ood2_em", "steps", "samples_per_s", "params",
-           "peak_share", "wall_time", "train_time", "val_time", "cpu_per_wall", "load_start", "load_end",
+           "peak_share", "gpu_util", "wall_time", "train_time", "val_time", "cpu_per_wall", "load_start", "load_end",
            "matmul_gflops", "device", "run", "date", "torch", "config", "groups"]
 
 
-def matmul_peak(seconds=2.0, n=1024) -> float:
-    """Float32 GFLOP/s of a large square matmul on this machine, now (best of repeated runs)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(device="cpu", seconds=2.0, n=1024) -> float:
+    """Float32 GFLOP/s of a large square matmul on the device the runs train on, now (best of
+    repeated runs): the CPU's, or on a GPU the GPU's (n=4096, waiting for each product)."""
+    device = torch.device(device)
+    n = 4096 if device.type == "cuda" else n
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *_: None)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
+    sync(device)
     best, end = 0.0, time.time() + seconds
     while time.time() < end:
         t = time.perf_counter()
         a @ b
+        sync(device)
         best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best
+
+
+class GpuUse:
+    """The GPU's utilisation while a run trains: NVML's share of time in which a kernel ran (what
+    nvidia-smi shows), read every `every` seconds in a thread. mean(start, end) averages the
+    readings between two times; None on the CPU, or where NVML cannot be read (pynvml missing)."""
+
+    def __init__(self, device, read=None, every=0.5):
+        device = torch.device(device)
+        if read is None and device.type == "cuda":
+            read = lambda: torch.cuda.utilization(device)  # noqa: E731
+        self.read = read
+        self.every, self.samples, self.stop = every, [], threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True, name="gpu-use")
+
+    def _watch(self):
+        while not self.stop.wait(self.every):
+            try:
+                self.samples.append((time.time(), float(self.read())))
+            except Exception:  # no NVML (pynvml) or no such GPU: no readings, the column stays empty
+                return
+
+    def __enter__(self):
+        if self.read is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def mean(self, start, end) -> float | None:
+        got = [u for t, u in self.samples if start <= t <= end]
+        return sum(got) / len(got) / 100 if got else None
 
 
 def load_results() -> pd.DataFrame:
     path = os.path.join(RESULTS, "runs.csv")
     if not os.path.exists(path):
         return pd.DataFrame(columns=COLUMNS)
-    df = pd.read_csv(path)
-    if "device" not in df:  # rows from before the column: every one of them ran on the CPU
-        df["device"] = "cpu"
+    df = with_device(pd.read_csv(path))
     return df.reindex(columns=[*COLUMNS, *(c for c in df.columns if c not in COLUMNS)])
+
+
+def with_device(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows with their device: those from before the column ran on the CPU."""
+    return df.assign(device=df["device"].astype(object).fillna("cpu") if "device" in df else "cpu")
+
+
+def series(arch: str, device: str) -> str:
+    """How a report names an architecture's rows: `gpt` on the CPU, `gpt (NVIDIA H200)` on a GPU."""
+    return arch if device == "cpu" else f"{arch} ({device.removeprefix('cuda: ')})"
 
 
 def save_results(df):
@@ -101,17 +154,22 @@ def save_results(df):
     os.replace(tmp, os.path.join(RESULTS, "runs.csv"))
 
 
-def run_cell(name, p: Preset, arch, seed, threads) -> dict:
-    peak = matmul_peak()
+def run_cell(name, p: Preset, arch, seed, threads, device="auto") -> dict:
+    peak = matmul_peak(pick_device(device))
     overrides = {k: v for k, v in p.settings.items() if k != "model"}
-    m = train(TrainConfig(arch=arch, budget=p.budget, data=D.DataSpec(p.task, p.options or None, **p.sizes), model=dict(p.settings.get("model", {})),
-                          seed=seed, threads=threads, models_dir=RUNS_DIR, **overrides))
+    begin = time.time()
+    with GpuUse(pick_device(device)) as use:
+        m = train(TrainConfig(arch=arch, budget=p.budget, data=D.DataSpec(p.task, p.options or None, **p.sizes),
+                              model=dict(p.settings.get("model", {})), seed=seed, threads=threads, device=device,
+                              models_dir=RUNS_DIR, **overrides))
+    loop_start = begin + m["setup_time"]  # the training loop, its validation included
     ev = evaluate.evaluate_run(m["run"], m["device"])
     ev2 = evaluate.evaluate_run(m["run"], m["device"], p.ood2) if p.ood2 else None
     return {"preset": name, "arch": arch, "budget": p.budget, "seed": seed, "test_em": ev["test"]["exact_match"],
             "ood_em": ev["ood"]["exact_match"], "ood2_em": ev2["ood"]["exact_match"] if ev2 else None,
             "steps": m["steps"], "samples_per_s": m["samples_per_s"],
             "params": m["params"], "peak_share": m["train_flops_estimate"] / max(1e-9, m["train_time"]) / (peak * 1e9),
+            "gpu_util": use.mean(loop_start, loop_start + m["train_time"] + m["val_time"]),
             "wall_time": m["wall_time"], "train_time": m["train_time"], "val_time": m["val_time"],
             "cpu_per_wall": m["cpu_time_per_wall"], "load_start": m["loadavg_start"][0], "load_end": m["loadavg_end"][0],
             "matmul_gflops": peak, "device": device_name(m["device"]), "run": m["run"], "date": m["created"],
@@ -155,14 +213,16 @@ def same_settings(recorded, plan: dict, arch) -> bool:
     return all(recorded.get(k, base.get(k)) == v for k, v in json.loads(json.dumps(plan)).items())
 
 
-def pending(presets: dict, arch_list: list, df: pd.DataFrame) -> tuple[list, list, int]:
-    """Every cell (preset, Preset, arch, seed), those still to run, and how many of those ran before.
-    A cell counts as run when a row of it trained under the planned settings and was scored on
-    every split the preset scores now (a row from before a preset gained its OOD2 range lacks it)."""
+def pending(presets: dict, arch_list: list, df: pd.DataFrame, device: str = "cpu") -> tuple[list, list, int]:
+    """Every cell (preset, Preset, arch, seed), those still to run on `device` (device_name's), and
+    how many of those ran before. A cell counts as run when a row of it on that device trained under
+    the planned settings and was scored on every split the preset scores now (a row from before a
+    preset gained its OOD2 range lacks it). A CPU row does not stand for a GPU run, nor one GPU for another."""
     cells = [(name, p, arch, seed) for name, p in presets.items() for seed in p.seeds for arch in arch_list]
     plans = {(name, arch): planned(p, arch) for name, p in presets.items() for arch in arch_list}
-    ran = {}  # (preset, arch, budget, seed) -> (settings, scored on OOD2) of its rows
-    for r in df.itertuples():
+    ran = {}  # (preset, arch, budget, seed) -> (settings, scored on OOD2) of its rows on this device
+    df = with_device(df)
+    for r in df[df["device"] == device].itertuples():
         ran.setdefault((r.preset, r.arch, r.budget, int(r.seed)), []).append((r.config, pd.notna(r.ood2_em)))
     todo, stale = [], 0
     for name, p, arch, seed in cells:
@@ -183,12 +243,12 @@ def groups(ev) -> dict:
 # ----------------------------------------------------------------------------- report
 
 def latest_settings(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows of each (preset, budget, arch) made under its latest row's settings, one per seed
+    """The rows of each (preset, budget, device, arch) made under its latest row's settings, one per seed
     (the latest: a cell run again, e.g. for a split its preset scores since, replaces its row), and
     the others (made before a default changed, or replaced): a median mixes no two configurations
     and counts no seed twice."""
-    keep = []
-    for (_, _, arch), g in df.groupby(["preset", "budget", "arch"], sort=False):
+    keep, df = [], with_device(df)
+    for (_, _, _, arch), g in df.groupby(["preset", "budget", "device", "arch"], sort=False):
         latest = g["config"].iloc[-1]
         plan = json.loads(latest) if isinstance(latest, str) else None
         same = g[[plan is None or same_settings(c, plan, arch) for c in g["config"]]]
@@ -197,12 +257,14 @@ def latest_settings(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    g = df.groupby(["preset", "budget", "arch"], sort=False)  # a preset run under --budget is reported apart
+    """Medians per (preset, budget, arch, device): a preset run under --budget, and runs on a GPU, are reported apart."""
+    g = df.groupby(["preset", "budget", "arch", "device"], sort=False)
     out = g.agg(runs=("test_em", "size"), test_em_median=("test_em", "median"), test_em_min=("test_em", "min"),
                 test_em_max=("test_em", "max"), ood_em=("ood_em", "median"), ood2_em=("ood2_em", "median"),
                 steps=("steps", "median"),
                 samples_per_s=("samples_per_s", "median"), peak_share=("peak_share", "median"),
-                cpu_per_wall=("cpu_per_wall", "median"), load=("load_start", "median")).reset_index()
+                gpu_util=("gpu_util", "median"), cpu_per_wall=("cpu_per_wall", "median"),
+                load=("load_start", "median")).reset_index()
     return out
 
 
@@ -215,7 +277,7 @@ def plots(df: pd.DataFrame) -> list[str]:
     bracket = df[df["preset"].str.startswith("bracket") | df["preset"].str.startswith("quick")]
     if not bracket.empty:  # accuracy versus budget
         fig, ax = plt.subplots(figsize=(6, 4))
-        for arch, g in bracket.groupby("arch"):
+        for arch, g in bracket.groupby("series"):
             g = g.assign(b=g["budget"].map(Budget.parse))
             g = g[g["b"].map(lambda b: b.unit == "s")]  # step budgets have no place on a time axis
             pts = g.assign(s=g["b"].map(lambda b: b.amount)).groupby("s")["test_em"].median()
@@ -228,12 +290,12 @@ def plots(df: pd.DataFrame) -> list[str]:
         ax.legend()
         made.append(save(fig, "accuracy_vs_budget.png"))
     for preset, g in df.groupby("preset"):
-        first = g.sort_values("seed").drop_duplicates("arch")
+        first = g.sort_values("seed").drop_duplicates("series")
         if not any(os.path.isdir(r) for r in first["run"]) and os.path.exists(os.path.join(RESULTS, f"{preset}.png")):
             made.append(f"{preset}.png")  # its run folders are gone (a fresh clone): keep the picture made from them
             continue
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-        per_arch = {r.arch: row_groups(r) for r in first.itertuples()}
+        per_arch = {r.series: row_groups(r) for r in first.itertuples()}
         key = next(("length" if "length" in v["test"] else "digits" for v in per_arch.values() if v), None)
         test_x = sorted({x for v in per_arch.values() if v for x in v["test"].get(key, {})})
         xs = test_x + sorted({x for v in per_arch.values() if v for x in v["ood"].get(key, {})} - set(test_x))
@@ -241,10 +303,10 @@ def plots(df: pd.DataFrame) -> list[str]:
             curve = os.path.join(r.run, "curve.csv")
             if os.path.exists(curve):
                 c = pd.read_csv(curve)
-                ax1.plot(c["train_s"], c["val_em"] * 100, marker=".", label=r.arch)
-            if per_arch[r.arch]:
-                pts = {**per_arch[r.arch]["ood"].get(key, {}), **per_arch[r.arch]["test"].get(key, {})}
-                ax2.plot(range(len(xs)), [pts.get(x, float("nan")) * 100 for x in xs], marker="o", label=r.arch)
+                ax1.plot(c["train_s"], c["val_em"] * 100, marker=".", label=r.series)
+            if per_arch[r.series]:
+                pts = {**per_arch[r.series]["ood"].get(key, {}), **per_arch[r.series]["test"].get(key, {})}
+                ax2.plot(range(len(xs)), [pts.get(x, float("nan")) * 100 for x in xs], marker="o", label=r.series)
         if len(xs) > len(test_x):  # everything right of the line lies outside the training distribution
             ax2.axvspan(len(test_x) - 0.5, len(xs) - 0.5, color="grey", alpha=0.12, lw=0)
             ax2.axvline(len(test_x) - 0.5, color="grey", ls="--")
@@ -286,26 +348,29 @@ def row_groups(r) -> dict | None:
 def report(df: pd.DataFrame, presets: dict):
     os.makedirs(RESULTS, exist_ok=True)
     df = df.reindex(columns=list(dict.fromkeys([*COLUMNS, *df.columns])))  # rows from before a column: empty
-    df, earlier = latest_settings(df)
+    df, earlier = (d.assign(series=[series(a, v) for a, v in zip(d["arch"], d["device"])]) for d in latest_settings(df))
     pics = plots(df)
     mach = machine()
+    peaks = "; ".join(f"{g['matmul_gflops'].median():,.0f} GFLOP/s on " + ("the CPU" if dev == "cpu" else dev.removeprefix("cuda: "))
+                      for dev, g in df.groupby("device", sort=False))
     lines = ["# Benchmark results", "",
              f"Updated {time.strftime('%Y-%m-%d %H:%M')} on {mach['processor']}, {mach['cpu_count']} cores, "
-             f"torch {versions()['torch']}; float32 matmul peak measured before each run "
-             f"(median {df['matmul_gflops'].median():.0f} GFLOP/s). Exact match on the frozen test set (2,000 problems) "
+             f"torch {versions()['torch']}; float32 matmul peak of the device a run trains on, measured before each run "
+             f"(median {peaks}). Exact match on the frozen test set (2,000 problems) "
              "and the out-of-distribution split, unconstrained greedy decoding. `peak` is the estimated training "
              "FLOP rate (6 x parameters x padded tokens per second) as a share of that matmul peak. "
-             "`cpu/wall` and `load` show how busy the machine was.", ""]
+             "`cpu/wall` and `load` show how busy the machine was; on a GPU (rows named after it) `gpu_util` is the "
+             "share of the training loop's time in which a kernel ran (NVML's utilisation, read every 0.5 s).", ""]
     table = summary_table(df)
+    table["arch"] = [series(a, v) for a, v in zip(table["arch"], table["device"])]
     for (preset, budget), g in table.groupby(["preset", "budget"], sort=False):
         known = PRESETS.get(preset) or QUICK.get(preset) or presets.get(preset)
         goal = known.goal if known else ""
         other = known is not None and known.budget != budget  # a preset run under --budget
         lines += [f"## {preset}" + (f", trained for {budget}" if other else ""), "", f"Target: {goal}", ""]
-        show = g.drop(columns=["preset", "budget"]).copy()
-        if show["ood2_em"].isna().all():
-            show = show.drop(columns=["ood2_em"])
-        for c in ("test_em_median", "test_em_min", "test_em_max", "ood_em", "ood2_em", "peak_share"):
+        show = g.drop(columns=["preset", "budget", "device"]).copy()
+        show = show.drop(columns=[c for c in ("ood2_em", "gpu_util") if show[c].isna().all()])
+        for c in ("test_em_median", "test_em_min", "test_em_max", "ood_em", "ood2_em", "peak_share", "gpu_util"):
             if c in show:
                 show[c] = show[c].map(lambda v: "-" if v != v else f"{v:.2%}")
         for c in ("steps", "samples_per_s"):
@@ -314,14 +379,14 @@ def report(df: pd.DataFrame, presets: dict):
             show[c] = show[c].map(lambda v: f"{v:.2f}")
         lines += [show.to_markdown(index=False), ""]
         rows = df[(df["preset"] == preset) & (df["budget"] == budget)]
-        first = rows.drop_duplicates("arch")
+        first = rows.drop_duplicates("series")
         configs = first["config"] if "config" in first else [None] * len(first)
-        lines += ["Settings: " + "; ".join(f"`{a}` {settings_text(c)}" for a, c in zip(first["arch"], configs)) + ".", ""]
+        lines += ["Settings: " + "; ".join(f"`{a}` {settings_text(c)}" for a, c in zip(first["series"], configs)) + ".", ""]
         before = earlier[(earlier["preset"] == preset) & (earlier["budget"] == budget)]
         if len(before):
             lines += ["Not in this table, made under earlier settings or run again since (in runs.csv): " + "; ".join(
                 f"`{a}` {len(b)} run{'s' * (len(b) > 1)}, test {b['test_em'].median():.2%} (median)"
-                for a, b in before.groupby("arch", sort=False)) + ".", ""]
+                for a, b in before.groupby("series", sort=False)) + ".", ""]
         by_op = per_group(rows, "op")
         if by_op is not None:
             lines += ["Test exact match per operation (median over seeds):", "",
@@ -342,8 +407,9 @@ def settings_text(config) -> str:
 
 
 def per_group(rows: pd.DataFrame, key: str) -> pd.DataFrame | None:
-    """arch x group table of test exact match (median over seeds) for one breakdown key, or None."""
-    cells = [{"arch": r.arch, "group": grp, "em": em} for r in rows.itertuples()
+    """arch x group table of test exact match (median over seeds) for one breakdown key, or None;
+    an architecture's rows on a GPU apart (by `series`, where the rows have it)."""
+    cells = [{"arch": getattr(r, "series", r.arch), "group": grp, "em": em} for r in rows.itertuples()
              for grp, em in ((row_groups(r) or {"test": {}})["test"].get(key) or {}).items()]
     if not cells:
         return None
@@ -364,7 +430,10 @@ def main(argv=None):
     p.add_argument("--only", help=f"comma-separated presets: {', '.join(PRESETS)}")
     p.add_argument("--archs", default=",".join(ALL), help="comma-separated architectures (default all)")
     p.add_argument("--budget", help="train every run of the chosen presets for this budget instead (e.g. 3s, 30000steps)")
+    p.add_argument("--seeds", help="comma-separated seeds to run of each preset's (default: the preset's, e.g. 0,1,2)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda; rows are kept and "
+                                                    "reported per device (default auto)")
     p.add_argument("--report", action="store_true", help="only rebuild the report from runs.csv")
     p.add_argument("--commit", action="store_true", help="git-commit bench/results after every run")
     a = p.parse_args(argv)
@@ -374,35 +443,43 @@ def main(argv=None):
         if unknown:
             p.error(f"unknown preset {sorted(unknown)[0]!r}; choose from {', '.join(presets)}")
         presets = {k: v for k, v in presets.items() if k in a.only.split(",")}
+    if a.seeds and not re.fullmatch(r"\d+(,\d+)*", a.seeds):
+        p.error(f"--seeds expects whole numbers separated by commas, e.g. 0,1,2; got {a.seeds!r}")
     try:
         arch_list = [archs.resolve(x) for x in a.archs.split(",")]
         if a.budget:
             Budget.parse(a.budget)
+        device = device_name(str(pick_device(a.device)))
     except KeyError as e:
         p.error(f"unknown architecture {e.args[0]!r}; choose from {', '.join(ALL)}")
     except ValueError as e:
         p.error(str(e))
+    except RunError as e:
+        p.error(str(e))
     if a.budget:
         presets = {k: replace(p, budget=a.budget) for k, p in presets.items()}
+    if a.seeds:
+        presets = {k: replace(p, seeds=[int(x) for x in a.seeds.split(",")]) for k, p in presets.items()}
     df = load_results()
     if a.report:
         report(df, presets)
         return 0
-    cells, todo, stale = pending(presets, arch_list, df)
+    cells, todo, stale = pending(presets, arch_list, df, device)
     budgets = [Budget.parse(c[1].budget) for c in todo]
     total, steps = sum(b.amount for b in budgets if b.unit == "s"), sum(b.amount for b in budgets if b.unit == "steps")
-    print(f"{len(cells) - len(todo)} of {len(cells)} runs done; {len(todo)} to go, about {total / 60:.0f} min of training"
+    print(f"{len(cells) - len(todo)} of {len(cells)} runs done on {device}; {len(todo)} to go, about {total / 60:.0f} min of training"
           + (f" and {steps:,.0f} steps" if steps else "")
           + (f" ({stale} of them ran before under settings or splits that have changed since)" if stale else ""))
     for i, (name, p, arch, seed) in enumerate(todo, 1):
         budget = p.budget
         print(f"[{i}/{len(todo)}] {name} {arch} {budget} seed {seed}", flush=True)
-        row = run_cell(name, p, arch, seed, a.threads)
+        row = run_cell(name, p, arch, seed, a.threads, a.device)
         df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
         save_results(df)
         report(df, presets)
         print(f"    test {row['test_em']:.2%}, ood {row['ood_em']:.2%}, {row['steps']} steps, "
-              f"{row['peak_share']:.1%} of matmul peak", flush=True)
+              f"{row['samples_per_s']:.0f} samples/s, {row['peak_share']:.1%} of matmul peak"
+              + (f", GPU busy {row['gpu_util']:.0%}" if row["gpu_util"] is not None else ""), flush=True)
         if a.commit:
             git_commit(f"bench: {name} {arch} {budget} seed {seed}: test {row['test_em']:.2%}")
     return 0

@@ -1,10 +1,12 @@
 """bench.py end to end with tiny budgets: runs, results files, resuming, bad arguments."""
 import json
 import os
+import time
 from dataclasses import replace
 
 import pandas as pd
 import pytest
+import torch
 
 import bench
 
@@ -16,7 +18,7 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
     assert p.returncode == 0, p.stderr
     p, _ = run_cli("bench.py", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert "0 of 2 runs done; 2 to go" in p.stdout
+    assert "0 of 2 runs done on cpu; 2 to go" in p.stdout
     results = tmp_path / "bench" / "results"
     df = pd.read_csv(results / "runs.csv")
     assert list(df["arch"]) == ["gru", "gpt"] and set(df["budget"]) == {"3s"}
@@ -39,7 +41,7 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
 
     p, _ = run_cli("bench.py", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert "2 of 2 runs done; 0 to go" in p.stdout, "a finished cell is never run twice"
+    assert "2 of 2 runs done on cpu; 0 to go" in p.stdout, "a finished cell is never run twice"
     assert len(pd.read_csv(results / "runs.csv")) == 2
 
     config = json.loads(df.loc[1, "config"])  # gpt's row as if made before its default batch size changed
@@ -47,7 +49,7 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
     df.to_csv(results / "runs.csv", index=False)
     p, _ = run_cli("bench.py", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert "1 of 2 runs done; 1 to go" in p.stdout and "1 of them ran before under settings or splits that have changed" in p.stdout
+    assert "1 of 2 runs done on cpu; 1 to go" in p.stdout and "1 of them ran before under settings or splits that have changed" in p.stdout
     df = pd.read_csv(results / "runs.csv")
     assert list(df["arch"]) == ["gru", "gpt", "gpt"], "the earlier row stays in runs.csv"
     report = (results / "README.md").read_text()
@@ -105,7 +107,10 @@ def test_a_cell_run_again_replaces_its_row_in_the_report():
 
 
 def test_bench_bad_arguments(tmp_path):
-    for args in (["--only", "nope"], ["--archs", "rnn"], ["--quick", "--budget", "10minutes"]):
+    bad = [["--only", "nope"], ["--archs", "rnn"], ["--quick", "--budget", "10minutes"], ["--quick", "--seeds", "0,x"]]
+    if not torch.cuda.is_available():
+        bad.append(["--quick", "--device", "cuda"])
+    for args in bad:
         p, _ = run_cli("bench.py", *args, cwd=tmp_path)
         assert_one_line_error(p)
     assert not (tmp_path / "bench").exists()
@@ -145,3 +150,72 @@ def test_a_preset_sets_split_sizes(tmp_path, monkeypatch):
     assert data["train_size"] == 300 and data["test_size"] == 40
     folder = bench.D.DataSpec(**data).folder()
     assert sum(1 for _ in open(os.path.join(folder, "test.jsonl"))) == 40
+
+
+def gpu_row(arch, seed, test, device, config, util=None):
+    return {"preset": "bracket-1min", "arch": arch, "budget": "1min", "seed": seed, "test_em": test, "ood_em": test,
+            "steps": 5000, "samples_per_s": 9000.0 if device == "cpu" else 90000.0, "peak_share": 0.1, "gpu_util": util,
+            "cpu_per_wall": 1.0, "load_start": 1.0, "matmul_gflops": 200.0 if device == "cpu" else 50000.0,
+            "device": device, "run": "gone", "config": json.dumps(config)}
+
+
+def test_a_cell_runs_on_each_device_apart():
+    """A row on the CPU does not stand for a run on a GPU (bench.py on a GPU machine used to find
+    every cell done and run nothing), nor one GPU's for another's; rows from before the device
+    column ran on the CPU."""
+    one = replace(bench.PRESETS["bracket-1min"], seeds=[0])
+    plan = bench.planned(one, "gpt")
+    h200 = "cuda: NVIDIA H200"
+    cpu = pd.DataFrame([gpu_row("gpt", 0, 0.99, "cpu", plan)]).reindex(columns=bench.COLUMNS)
+    assert bench.pending({"bracket-1min": one}, ["gpt"], cpu, "cpu")[1] == []
+    assert len(bench.pending({"bracket-1min": one}, ["gpt"], cpu, h200)[1]) == 1
+    both = pd.concat([cpu, pd.DataFrame([gpu_row("gpt", 0, 0.999, h200, plan)])], ignore_index=True)
+    assert bench.pending({"bracket-1min": one}, ["gpt"], both, h200)[1] == []
+    assert len(bench.pending({"bracket-1min": one}, ["gpt"], both, "cuda: NVIDIA H100 80GB HBM3")[1]) == 1
+    old = cpu.drop(columns=["device"])  # a runs.csv from before the column
+    assert bench.pending({"bracket-1min": one}, ["gpt"], old, "cpu")[1] == []
+    kept, rest = bench.latest_settings(both)
+    assert len(kept) == 2 and rest.empty, "the same seed on two devices is two rows, neither replaces the other"
+
+
+def test_report_shows_gpu_rows_beside_cpu_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "RESULTS", str(tmp_path))
+    plan = {"d_model": 64, "lr": 0.003}
+    h200 = "cuda: NVIDIA H200"
+    df = pd.DataFrame([gpu_row("gpt", 0, 0.99, "cpu", plan), gpu_row("gpt", 1, 0.98, "cpu", plan),
+                       gpu_row("gpt", 0, 0.999, h200, {**plan, "batch_size": 512}, util=0.62),
+                       gpu_row("gpt", 1, 1.0, h200, {**plan, "batch_size": 512}, util=0.58)])
+    table = bench.summary_table(bench.latest_settings(df)[0].reindex(columns=bench.COLUMNS))
+    assert list(table["device"]) == ["cpu", h200] and list(table["runs"]) == [2, 2]
+    assert table["test_em_median"].tolist() == pytest.approx([0.985, 0.9995]) and table["gpu_util"].iloc[1] == pytest.approx(0.60)
+    bench.report(df, {})
+    text = (tmp_path / "README.md").read_text()
+    assert "200 GFLOP/s on the CPU; 50,000 GFLOP/s on NVIDIA H200" in text
+    header = next(line for line in text.splitlines() if line.startswith("| arch"))
+    rows = [line for line in text.splitlines() if line.startswith("| gpt")]
+    cells = {r.split("|")[1].strip(): dict(zip((c.strip() for c in header.split("|")), (c.strip() for c in r.split("|"))))
+             for r in rows}
+    assert list(cells) == ["gpt", "gpt (NVIDIA H200)"]
+    assert cells["gpt"]["test_em_median"] == "98.50%" and cells["gpt"]["gpu_util"] == "-", "the CPU row has no GPU utilisation"
+    assert cells["gpt (NVIDIA H200)"]["test_em_median"] == "99.95%" and cells["gpt (NVIDIA H200)"]["gpu_util"] == "60.00%"
+    assert cells["gpt (NVIDIA H200)"]["samples_per_s"] == "90000"
+    assert "`gpt (NVIDIA H200)` d_model=64, lr=0.003, batch_size=512" in text
+
+
+def test_gpu_use_averages_the_readings_of_the_training_loop():
+    readings = iter([10, 50, 70, 90] + [100] * 1000)
+    with bench.GpuUse("cpu", read=lambda: next(readings), every=0.01) as use:
+        while len(use.samples) < 4:
+            time.sleep(0.01)
+    (t0, _), (t1, _), (t2, _), (t3, _) = use.samples[:4]
+    assert use.mean(t1, t2) == pytest.approx(0.60) and use.mean(t0, t3) == pytest.approx(0.55)
+    assert use.mean(t3 + 100, t3 + 200) is None
+    with bench.GpuUse("cpu") as cpu:  # no GPU: nothing is read
+        time.sleep(0.05)
+    assert cpu.samples == [] and cpu.mean(0, time.time()) is None
+
+    def broken():
+        raise ModuleNotFoundError("pynvml")
+    with bench.GpuUse("cpu", read=broken, every=0.01) as none:
+        time.sleep(0.1)
+    assert none.mean(0, time.time()) is None, "no NVML: the column stays empty, the run goes on"
