@@ -17,7 +17,8 @@ Storage: a SQLite file, optuna_studies/studies.db, by default. Several machines 
 with `--storage postgresql://user@host:5432/db` and the same `--study` name on each. Workers are
 processes with their own seed and `cores // workers` torch threads each; on a machine with GPUs
 they take the GPUs in turn (worker i sees only GPU i mod n, by CUDA_VISIBLE_DEVICES), so several
-workers share each GPU and every GPU is used. Heartbeats mark a
+workers share each GPU and every GPU is used: by default 8 per GPU (at most one per core), one
+on a machine without a GPU. Heartbeats mark a
 killed worker's trial as failed and queue it again (RetryHeartbeatStaleTrialCallback).
 """
 import os
@@ -175,6 +176,16 @@ def watch_parent(parent: int, every: float = 1.0):
             time.sleep(every)
         os.kill(os.getpid(), signal.SIGINT)
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()
+
+
+WORKERS_PER_GPU = 8  # issue 9, one H100: 8 training processes sharing it made 3.5x the samples/s of one
+                     # (a run alone keeps it 12-18% busy); 8 workers ran 50 gpt trials of 20 s in 2 minutes
+
+
+def default_workers(cores: int, n_gpus: int) -> int:
+    """Workers when --workers is not given: one on a machine without a GPU (a trial takes every
+    core), else WORKERS_PER_GPU on each GPU, at most one per core (each worker's host side needs one)."""
+    return max(1, min(cores, WORKERS_PER_GPU * n_gpus)) if n_gpus else 1
 
 
 def worker_gpus(workers: int, n_gpus: int, visible: str | None) -> list[str | None]:
@@ -457,7 +468,9 @@ def interactive(a):
         a.trial_budget = ask("Enter the training time of each trial (e.g. '30s', '1min', '10min', or steps: '3000steps'): ",
                              trial_budget)
     a.time = ask("Enter the study's time limit (e.g. '3min', '1hour', '5hour'): ", budget)
-    a.workers = ask(f"Enter the number of parallel workers (this machine has {os.cpu_count()} cores): ", positive_int)
+    default = default_workers(os.cpu_count() or 1, torch.cuda.device_count())
+    a.workers = ask(f"Enter the number of parallel workers (this machine has {os.cpu_count()} cores; empty: {default}): ",
+                    lambda text: positive_int(text) if text else default)
     return a
 
 
@@ -479,7 +492,8 @@ def main(argv=None):
     p.add_argument("--arch", help=f"architecture to tune: {', '.join(archs.ARCHS)}")
     p.add_argument("--time", help=f"the study's time limit ({TIME_HELP})")
     p.add_argument("--trial-budget", default="1min", help=f"each trial's training ({BUDGET_HELP}; default 1min)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--workers", type=int, help=f"worker processes on this machine (default: 1 without a GPU, else "
+                                               f"{WORKERS_PER_GPU} per GPU, at most one per core)")
     p.add_argument("--trials", type=int, help="stop after this many trials (default: only the time limit)")
     p.add_argument("--study", help="study name (default for a new study: hyper_<arch>_<task>_<n>)")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"database URL (default {DEFAULT_STORAGE})")
@@ -510,6 +524,8 @@ def main(argv=None):
             fail(f"--time is required ({TIME_HELP})")
         time_s = parse_budget(a.time)
         cores = os.cpu_count() or 1
+        if a.workers is None:
+            a.workers = default_workers(cores, torch.cuda.device_count())
         if not 1 <= a.workers <= cores:
             fail(f"--workers must be between 1 and {cores} (the cores of this machine); each worker trains on its own core(s)")
         storage = open_storage(a.storage)

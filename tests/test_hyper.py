@@ -286,6 +286,14 @@ def test_too_many_workers_is_refused(tmp_path):
     assert f"between 1 and {os.cpu_count()}" in p.stderr and not (tmp_path / "a.db").exists()
 
 
+def test_default_workers_fill_each_gpu():
+    """Without --workers: one worker on a machine without a GPU; eight per GPU on one with GPUs
+    (issue 9's measurement), never more than the cores that drive them."""
+    assert hyper.default_workers(2, 0) == 1 and hyper.default_workers(64, 0) == 1
+    assert hyper.default_workers(16, 1) == 8 and hyper.default_workers(32, 2) == 16
+    assert hyper.default_workers(4, 1) == 4 and hyper.default_workers(16, 4) == 16 and hyper.default_workers(1, 1) == 1
+
+
 def test_workers_take_the_gpus_in_turn():
     """Worker i sees GPU i mod n, among the GPUs the user made visible; none without a GPU."""
     assert hyper.worker_gpus(3, 0, None) == [None, None, None]
