@@ -3,6 +3,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+
+import pytest
+import torch
 
 from conftest import ROOT
 
@@ -27,3 +31,14 @@ def test_dockerfile_installs_the_same_requirements_as_ci():
     assert 'VOLUME ["/app/models", "/app/optuna_studies"]' in docker and "EXPOSE 8000" in docker
     assert "python serve.py --latest --host 0.0.0.0" in docker, "the image says how to serve a run"
     assert "bash scripts/test.sh" in open(os.path.join(ROOT, ".ci", "run")).read()
+
+
+def test_gpu_check_says_in_one_line_where_there_is_no_gpu(tmp_path):
+    """scripts/gpu_check.sh (issue 9's GPU rows and CUDA tests in one command) needs a CUDA GPU:
+    without one it stops at once, before anything is trained or written."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: scripts/gpu_check.sh runs for real here")
+    p = subprocess.run(["bash", os.path.join(ROOT, "scripts", "gpu_check.sh"), str(tmp_path / "out")], capture_output=True,
+                       text=True, env={**os.environ, "PYTHON": sys.executable}, timeout=60)
+    assert p.returncode == 1 and p.stderr.strip().count("\n") == 0 and "sees a CUDA GPU" in p.stderr, p.stderr
+    assert os.listdir(tmp_path / "out") == []
