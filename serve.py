@@ -228,7 +228,7 @@ def main(argv=None):
     except RunError as e:
         fail(str(e))
     app = create_app(run, device, a.max_inputs, a.max_input_len, a.runtime)
-    print(f"serving {run.path} ({run.config['arch']}, {run.task.name}) at http://{a.host}:{a.port}/ "
+    print(f"serving {run.path} ({run.config['arch']}, {run.task.name}) on {device} at http://{a.host}:{a.port}/ "
           "(Ctrl-C or SIGTERM stops it)", flush=True)
     def stopped(*_):
         print("stopped", flush=True)

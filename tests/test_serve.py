@@ -121,8 +121,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(cwd, run, port):
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "serve.py"), str(run), "--port", str(port)], cwd=cwd,
+def start_server(cwd, run, port, *args):
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "serve.py"), str(run), "--port", str(port), *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     end = time.time() + 60
     while time.time() < end:
@@ -155,6 +155,7 @@ def test_server_answers_and_stops_on_sigterm(server, trained_run):
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
         assert len(json.load(r)["outputs"]) == 1
+    assert proc.stdout.readline().startswith(f"serving {trained_run[1]} (gru, bracket) on cpu at http://127.0.0.1:{port}/")
     with pytest.raises(urllib.error.HTTPError) as e:  # a bad request over the wire: 4xx, one line
         urllib.request.urlopen(urllib.request.Request(req.full_url, data=b"{", headers=req.headers), timeout=10)
     assert e.value.code == 400 and json.load(e.value)["error"].startswith("malformed JSON")
