@@ -2,7 +2,7 @@
 # The checks a CUDA GPU needs, in one command of about 9 minutes (issue 9): one seed of bracket 1min
 # for every architecture on the GPU (gru and lstm train and save on CUDA; accuracy, samples/s, GPU
 # utilisation and the GPU's name go into bench/results/runs.csv beside the CPU rows), then the
-# CUDA tests (tests/test_cuda.py: train, --resume, --init-from --lora, evaluate, predict, export and
+# CUDA tests (tests/test_cuda.py: train, --resume, --init-from --lora, evaluate, predict, export, serve and
 # a hyper.py study with --device cuda and auto). The bench rows and the logs are copied to OUTDIR.
 #   bash scripts/gpu_check.sh [OUTDIR]       # default gpu_check/
 #   PYTHON=python3 bash scripts/gpu_check.sh  # a Python with a CUDA build of torch other than `python`
