@@ -351,8 +351,8 @@ def report(df: pd.DataFrame, presets: dict):
     df, earlier = (d.assign(series=[series(a, v) for a, v in zip(d["arch"], d["device"])]) for d in latest_settings(df))
     pics = plots(df)
     mach = machine()
-    peaks = "; ".join(f"{g['matmul_gflops'].median():,.0f} GFLOP/s on " + ("the CPU" if dev == "cpu" else dev.removeprefix("cuda: "))
-                      for dev, g in df.groupby("device", sort=False))
+    peaks = "; ".join(f"{g['matmul_gflops'].median():,.0f} GFLOP/s on "
+                      + ("the CPU" if dev == "cpu" else dev.removeprefix("cuda: ")) for dev, g in df.groupby("device", sort=False))
     lines = ["# Benchmark results", "",
              f"Updated {time.strftime('%Y-%m-%d %H:%M')} on {mach['processor']}, {mach['cpu_count']} cores, "
              f"torch {versions()['torch']}; float32 matmul peak of the device a run trains on, measured before each run "
@@ -430,7 +430,8 @@ def main(argv=None):
     p.add_argument("--only", help=f"comma-separated presets: {', '.join(PRESETS)}")
     p.add_argument("--archs", default=",".join(ALL), help="comma-separated architectures (default all)")
     p.add_argument("--budget", help="train every run of the chosen presets for this budget instead (e.g. 3s, 30000steps)")
-    p.add_argument("--seeds", help="comma-separated seeds to run of each preset's (default: the preset's, e.g. 0,1,2)")
+    p.add_argument("--seeds", help="comma-separated seeds to run instead of each preset's (e.g. 0; default: the "
+                                   "preset's, 0,1,2 for most)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda; rows are kept and "
                                                     "reported per device (default auto)")

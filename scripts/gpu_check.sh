@@ -2,8 +2,8 @@
 # The checks a CUDA GPU needs, in one command of about 9 minutes (issue 9): one seed of bracket 1min
 # for every architecture on the GPU (gru and lstm train and save on CUDA; accuracy, samples/s, GPU
 # utilisation and the GPU's name go into bench/results/runs.csv beside the CPU rows), then the
-# CUDA tests (tests/test_cuda.py: train, --resume, --init-from --lora, evaluate, predict, export, serve and
-# a hyper.py study with --device cuda and auto). The bench rows and the logs are copied to OUTDIR.
+# CUDA tests (tests/test_cuda.py: train, --resume, --init-from --lora, evaluate, predict, export,
+# serve and a hyper.py study with --device cuda and auto). The bench rows and logs go to OUTDIR.
 #   bash scripts/gpu_check.sh [OUTDIR]       # default gpu_check/
 #   PYTHON=python3 bash scripts/gpu_check.sh  # a Python with a CUDA build of torch other than `python`
 set -uo pipefail
@@ -17,7 +17,8 @@ if ! "$py" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/de
   exit 1
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.csv" 2>&1 || true
-"$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" | tee "$out/versions.txt"
+"$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
+  | tee "$out/versions.txt"
 "$py" bench.py --only bracket-1min --seeds 0 --device cuda 2>&1 | tee "$out/bench.log"
 bench=${PIPESTATUS[0]}
 cp bench/results/runs.csv bench/results/README.md "$out/" 2>/dev/null
