@@ -155,10 +155,11 @@ def save_results(df):
 
 
 def run_cell(name, p: Preset, arch, seed, threads, device="auto") -> dict:
-    peak = matmul_peak(pick_device(device))
+    on = pick_device(device)
+    peak = matmul_peak(on)
     overrides = {k: v for k, v in p.settings.items() if k != "model"}
     begin = time.time()
-    with GpuUse(pick_device(device)) as use:
+    with GpuUse(on) as use:
         m = train(TrainConfig(arch=arch, budget=p.budget, data=D.DataSpec(p.task, p.options or None, **p.sizes),
                               model=dict(p.settings.get("model", {})), seed=seed, threads=threads, device=device,
                               models_dir=RUNS_DIR, **overrides))

@@ -185,7 +185,7 @@ WORKERS_PER_GPU = 8  # issue 9, one H100: 8 training processes sharing it made 3
 def default_workers(cores: int, n_gpus: int) -> int:
     """Workers when --workers is not given: one on a machine without a GPU (a trial takes every
     core), else WORKERS_PER_GPU on each GPU, at most one per core (each worker's host side needs one)."""
-    return max(1, min(cores, WORKERS_PER_GPU * n_gpus)) if n_gpus else 1
+    return min(cores, WORKERS_PER_GPU * n_gpus) if n_gpus else 1
 
 
 def worker_gpus(workers: int, n_gpus: int, visible: str | None) -> list[str | None]:

@@ -152,7 +152,7 @@ def test_a_preset_sets_split_sizes(tmp_path, monkeypatch):
     assert sum(1 for _ in open(os.path.join(folder, "test.jsonl"))) == 40
 
 
-def gpu_row(arch, seed, test, device, config, util=None):
+def device_row(arch, seed, test, device, config, util=None):
     return {"preset": "bracket-1min", "arch": arch, "budget": "1min", "seed": seed, "test_em": test, "ood_em": test,
             "steps": 5000, "samples_per_s": 9000.0 if device == "cpu" else 90000.0, "peak_share": 0.1, "gpu_util": util,
             "cpu_per_wall": 1.0, "load_start": 1.0, "matmul_gflops": 200.0 if device == "cpu" else 50000.0,
@@ -166,10 +166,10 @@ def test_a_cell_runs_on_each_device_apart():
     one = replace(bench.PRESETS["bracket-1min"], seeds=[0])
     plan = bench.planned(one, "gpt")
     h200 = "cuda: NVIDIA H200"
-    cpu = pd.DataFrame([gpu_row("gpt", 0, 0.99, "cpu", plan)]).reindex(columns=bench.COLUMNS)
+    cpu = pd.DataFrame([device_row("gpt", 0, 0.99, "cpu", plan)]).reindex(columns=bench.COLUMNS)
     assert bench.pending({"bracket-1min": one}, ["gpt"], cpu, "cpu")[1] == []
     assert len(bench.pending({"bracket-1min": one}, ["gpt"], cpu, h200)[1]) == 1
-    both = pd.concat([cpu, pd.DataFrame([gpu_row("gpt", 0, 0.999, h200, plan)])], ignore_index=True)
+    both = pd.concat([cpu, pd.DataFrame([device_row("gpt", 0, 0.999, h200, plan)])], ignore_index=True)
     assert bench.pending({"bracket-1min": one}, ["gpt"], both, h200)[1] == []
     assert len(bench.pending({"bracket-1min": one}, ["gpt"], both, "cuda: NVIDIA H100 80GB HBM3")[1]) == 1
     old = cpu.drop(columns=["device"])  # a runs.csv from before the column
@@ -182,9 +182,9 @@ def test_report_shows_gpu_rows_beside_cpu_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "RESULTS", str(tmp_path))
     plan = {"d_model": 64, "lr": 0.003}
     h200 = "cuda: NVIDIA H200"
-    df = pd.DataFrame([gpu_row("gpt", 0, 0.99, "cpu", plan), gpu_row("gpt", 1, 0.98, "cpu", plan),
-                       gpu_row("gpt", 0, 0.999, h200, {**plan, "batch_size": 512}, util=0.62),
-                       gpu_row("gpt", 1, 1.0, h200, {**plan, "batch_size": 512}, util=0.58)])
+    df = pd.DataFrame([device_row("gpt", 0, 0.99, "cpu", plan), device_row("gpt", 1, 0.98, "cpu", plan),
+                       device_row("gpt", 0, 0.999, h200, {**plan, "batch_size": 512}, util=0.62),
+                       device_row("gpt", 1, 1.0, h200, {**plan, "batch_size": 512}, util=0.58)])
     table = bench.summary_table(bench.latest_settings(df)[0].reindex(columns=bench.COLUMNS))
     assert list(table["device"]) == ["cpu", h200] and list(table["runs"]) == [2, 2]
     assert table["test_em_median"].tolist() == pytest.approx([0.985, 0.9995]) and table["gpu_util"].iloc[1] == pytest.approx(0.60)
