@@ -22,6 +22,41 @@ def run_cli(script, *args, cwd, timeout=120, env=None, input=None):
     return p, time.time() - t
 
 
+def run_main(script, *args, cwd, env=None):
+    """Call a script's main(args) in this process, as run_cli runs it (in cwd, with env, no
+    terminal, nothing on standard input), without the new interpreter's 2-3 s of imports: for the
+    many bad-input cases, each script keeping one through run_cli. Returns what run_cli's process
+    has: returncode, stdout, stderr (with the traceback of any exception that escapes main)."""
+    import contextlib
+    import importlib
+    import io
+    import signal
+    import traceback
+    main = importlib.import_module(script.removesuffix(".py")).main
+    out, err, handlers = io.StringIO(), io.StringIO(), {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved_env, saved_stdin, saved_argv, here = dict(os.environ), sys.stdin, sys.argv, os.getcwd()
+    os.environ.update(env or {})
+    os.chdir(cwd)
+    sys.stdin, sys.argv = io.StringIO(""), [script, *args]  # argparse names the program after argv[0]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) or e.code is None else (print(e.code, file=sys.stderr) or 1)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.stdin, sys.argv = saved_stdin, saved_argv
+        os.chdir(here)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    return subprocess.CompletedProcess([script, *args], code or 0, out.getvalue(), err.getvalue())
+
+
 def assert_one_line_error(p):
     assert p.returncode != 0, p.stdout + p.stderr
     assert "Traceback" not in p.stderr, p.stderr

@@ -10,7 +10,7 @@ import torch
 
 import bench
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, run_main
 
 
 def test_quick_bench_writes_results_and_resumes(tmp_path):
@@ -110,8 +110,8 @@ def test_bench_bad_arguments(tmp_path):
     bad = [["--only", "nope"], ["--archs", "rnn"], ["--quick", "--budget", "10minutes"], ["--quick", "--seeds", "0,x"]]
     if not torch.cuda.is_available():
         bad.append(["--quick", "--device", "cuda"])
-    for args in bad:
-        p, _ = run_cli("bench.py", *args, cwd=tmp_path)
+    for i, args in enumerate(bad):
+        p = run_cli("bench.py", *args, cwd=tmp_path)[0] if i == 0 else run_main("bench.py", *args, cwd=tmp_path)
         assert_one_line_error(p)
     assert not (tmp_path / "bench").exists()
 

@@ -12,7 +12,7 @@ import archs
 import dataset as D
 import evaluate
 from codec import EOS
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, run_main
 from tasks import Example, codec_of, make_task
 from tasks.arith import num
 
@@ -104,17 +104,17 @@ def test_evaluate_errors(trained_run, tmp_path):
     cwd, run = trained_run
     p, _ = run_cli("evaluate.py", "models/missing", cwd=cwd)
     assert_one_line_error(p)
-    p, _ = run_cli("evaluate.py", cwd=cwd)  # no terminal, no argument
+    p = run_main("evaluate.py", cwd=cwd)  # no terminal, no argument
     assert p.returncode != 0 and "usage:" in p.stderr
     for damage in ("config.json", "model.safetensors", "metrics.json"):
         broken = tmp_path / damage
         shutil.copytree(run, broken)
         (broken / damage).write_bytes(b"\x00garbage")
         files = sorted(os.listdir(broken))
-        p, _ = run_cli("evaluate.py", str(broken), cwd=cwd)
+        p = run_main("evaluate.py", str(broken), cwd=cwd)
         assert_one_line_error(p)
         assert damage in p.stderr and sorted(os.listdir(broken)) == files, "nothing written to a broken run"
-    p, _ = run_cli("evaluate.py", "--latest", cwd=tmp_path)  # no models/ at all
+    p = run_main("evaluate.py", "--latest", cwd=tmp_path)  # no models/ at all
     assert_one_line_error(p)
 
 
@@ -152,7 +152,7 @@ def test_leaderboard_lists_unusable_runs_apart(trained_run, tmp_path):
     assert "good" in ranked and not any(x in ranked for x in ("truncated", "unknown_arch", "null_arch"))
     assert "not ranked: 3 runs that cannot be loaded" in p.stdout
     assert "mamba" in p.stdout and "is corrupt" in p.stdout and "Not ranked" in (root / "leaderboard.md").read_text()
-    p, _ = run_cli("evaluate.py", str(root / "null_arch"), cwd=cwd)
+    p = run_main("evaluate.py", str(root / "null_arch"), cwd=cwd)
     assert_one_line_error(p)
     assert "arch is None" in p.stderr
 
@@ -168,5 +168,5 @@ def test_scoring_on_another_ood_range(trained_run):
     assert s["test_sha256"] == json.load(open(run / "evaluation_summary.json"))["test_sha256"], "the same test split"
     assert "ood len 61..70" in p.stdout
     for bad in (["--ood-min-digits", "5"], ["--ood-min-len", "50", "--ood-max-len", "40"]):
-        p, _ = run_cli("evaluate.py", str(run), *bad, cwd=cwd)
+        p = run_main("evaluate.py", str(run), *bad, cwd=cwd)
         assert_one_line_error(p)

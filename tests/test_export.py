@@ -9,7 +9,7 @@ import dataset as D
 import evaluate
 import export
 import layouts
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, run_main
 from runs import RunError, load_run
 from train import TrainConfig, train
 
@@ -115,7 +115,7 @@ def test_export_bad_input(tmp_path, monkeypatch):
     root = tmp_path
     run = train(TrainConfig(arch="lstm", budget="1s", data=D.DataSpec("bracket", None, 2000, 100, 150, 100),
                             model={"d_model": 32}, models_dir=str(root / "models"), data_dir=str(root / "data")), quiet=True)["run"]
-    p, _ = run_cli("evaluate.py", run, "--runtime", "int8", cwd=root)  # never exported
+    p = run_main("evaluate.py", run, "--runtime", "int8", cwd=root)  # never exported
     assert_one_line_error(p)
     assert "export it first with: python export.py" in p.stderr and "--int8" in p.stderr
     p, _ = run_cli("export.py", "models/missing", cwd=root)
@@ -123,14 +123,14 @@ def test_export_bad_input(tmp_path, monkeypatch):
     export.export(run, log=lambda *_: None)
     with open(os.path.join(run, "model.onnx"), "r+b") as f:  # damage it
         f.truncate(1000)
-    p, _ = run_cli("predict.py", run, "--runtime", "onnx", "(((", cwd=root)
+    p = run_main("predict.py", run, "--runtime", "onnx", "(((", cwd=root)
     assert_one_line_error(p)
     assert "model.onnx is not a usable ONNX model" in p.stderr
     export.export(run, log=lambda *_: None)
     info = json.load(open(os.path.join(run, "export.json")))
     del info["state"]  # an export made before the step graph
     json.dump(info, open(os.path.join(run, "export.json"), "w"))
-    p, _ = run_cli("predict.py", run, "--runtime", "onnx", "(((", cwd=root)
+    p = run_main("predict.py", run, "--runtime", "onnx", "(((", cwd=root)
     assert_one_line_error(p)
     assert "export.json does not describe this run's export; export again with: python export.py" in p.stderr
     for name in ("model.onnx", "step.onnx", "export.json"):

@@ -11,7 +11,7 @@ import archs
 import dataset as D
 import evaluate
 import lora
-from conftest import SMALL, assert_one_line_error, run_cli
+from conftest import SMALL, assert_one_line_error, run_cli, run_main
 from runs import load_run
 from tasks import make_task
 from train import TrainConfig, train
@@ -103,7 +103,7 @@ def test_fine_tuning_bad_input_is_one_line_and_writes_nothing(tmp_path):
                  ["gpt", "1s", "--init-from", parent, "--lora", "4", "--lora-targets", "conv"],
                  ["gpt", "1s", "--init-from", parent, "--set", "d_model=64"],
                  ["lstm", "1s", "--init-from", parent]):
-        p, _ = run_cli("train.py", *args, *SMALL, "--models-dir", str(models), "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+        p = run_main("train.py", *args, *SMALL, "--models-dir", str(models), "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
         assert_one_line_error(p)
         assert sorted(os.listdir(models)) == before, args
     assert "is a gpt run" in p.stderr

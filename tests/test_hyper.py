@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 import hyper
-from conftest import ROOT, SMALL, assert_one_line_error, run_cli
+from conftest import ROOT, SMALL, assert_one_line_error, run_cli, run_main
 
 S = optuna.trial.TrialState
 PG_URL = os.environ.get("HARNESS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -177,15 +177,17 @@ def test_errors_are_one_line(tmp_path):
                  ["--arch", "cnn", "--time", "1min", "--storage", f"sqlite:///{tmp_path}/a.db"],
                  ["--arch", "gru", "--time", "10minutes"],
                  ["--report", "--study", "nope", "--storage", f"sqlite:///{tmp_path}/a.db"]):
-        p, _ = run_cli("hyper.py", *args, cwd=tmp_path)
+        p = run_main("hyper.py", *args, cwd=tmp_path)
         assert_one_line_error(p)
-    p, _ = run_cli("hyper.py", cwd=tmp_path)
+    p, _ = run_cli("hyper.py", "--arch", "gru", "--time", "1min", "--storage", "nosuch://x", cwd=tmp_path)  # the script itself
+    assert_one_line_error(p)
+    p = run_main("hyper.py", cwd=tmp_path)
     assert p.returncode != 0 and "usage:" in p.stderr
     db = tmp_path / "old.db"
     optuna.create_study(storage=f"sqlite:///{db}", study_name="x")
     with sqlite3.connect(db) as c:
         c.execute("update alembic_version set version_num = 'v0.9.0.a'")
-    p, _ = run_cli("hyper.py", "--list", "--storage", f"sqlite:///{db}", cwd=tmp_path)
+    p = run_main("hyper.py", "--list", "--storage", f"sqlite:///{db}", cwd=tmp_path)
     assert_one_line_error(p)
     assert "optuna storage upgrade" in p.stderr
 
@@ -280,8 +282,8 @@ def save_best_many(url):
 
 
 def test_too_many_workers_is_refused(tmp_path):
-    p, _ = run_cli("hyper.py", "--arch", "gru", "--time", "1min", "--workers", "99", "--storage",
-                   f"sqlite:///{tmp_path}/a.db", cwd=tmp_path)
+    p = run_main("hyper.py", "--arch", "gru", "--time", "1min", "--workers", "99", "--storage",
+                 f"sqlite:///{tmp_path}/a.db", cwd=tmp_path)
     assert_one_line_error(p)
     assert f"between 1 and {os.cpu_count()}" in p.stderr and not (tmp_path / "a.db").exists()
 

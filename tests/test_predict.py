@@ -4,7 +4,7 @@ import os
 import pty
 import sys
 
-from conftest import ROOT, assert_one_line_error, run_cli
+from conftest import ROOT, assert_one_line_error, run_cli, run_main
 
 CLOSERS = set(")]}】")
 
@@ -71,8 +71,9 @@ def test_prompt_in_a_terminal(trained_run):
 
 def test_predict_errors(trained_run, tmp_path):
     cwd, _ = trained_run
-    for args in (["models/missing", "((("], ["--latest", "--device", "tpu"]):
-        p, _ = run_cli("predict.py", *args, cwd=cwd)
-        assert_one_line_error(p)
-    p, _ = run_cli("predict.py", cwd=tmp_path)  # no run, no terminal
+    p, _ = run_cli("predict.py", "models/missing", "(((", cwd=cwd)  # the script itself
+    assert_one_line_error(p)
+    p = run_main("predict.py", "--latest", "--device", "tpu", cwd=cwd)
+    assert_one_line_error(p)
+    p = run_main("predict.py", cwd=tmp_path)  # no run, no terminal
     assert_one_line_error(p)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 import predict
 import serve
-from conftest import ROOT, assert_one_line_error, run_cli
+from conftest import ROOT, assert_one_line_error, run_cli, run_main
 from runs import load_run
 
 
@@ -170,10 +170,12 @@ def test_server_answers_and_stops_on_sigterm(server, trained_run):
 
 def test_serve_errors(trained_run, tmp_path):
     cwd, run = trained_run
-    for args in (["models/missing"], [str(run), "--port", "70000"], [str(run), "--device", "cuda:9"]):
-        p, _ = run_cli("serve.py", *args, cwd=cwd)
+    p, _ = run_cli("serve.py", "models/missing", cwd=cwd)  # the script itself
+    assert_one_line_error(p)
+    for args in ([str(run), "--port", "70000"], [str(run), "--device", "cuda:9"]):
+        p = run_main("serve.py", *args, cwd=cwd)
         assert_one_line_error(p)
-    p, _ = run_cli("serve.py", cwd=tmp_path)
+    p = run_main("serve.py", cwd=tmp_path)
     assert_one_line_error(p)
 
 

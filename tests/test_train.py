@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, SMALL, assert_one_line_error, run_cli
+from conftest import ROOT, SMALL, assert_one_line_error, run_cli, run_main
 from train import Budget, parse_budget
 
 
@@ -75,7 +75,7 @@ def test_arith_and_long_names(tmp_path):
 def test_bad_input_is_one_line_error(tmp_path, args):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "keep.txt").write_text("x")
-    p, _ = run_cli("train.py", *args, cwd=tmp_path)
+    p = run_main("train.py", *args, cwd=tmp_path)  # test_bad_data_line_is_one_line_error runs the script itself
     assert_one_line_error(p)
     assert os.listdir(tmp_path / "models") == ["keep.txt"]
 
