@@ -1,6 +1,7 @@
 """export.py: ONNX export with parity for every architecture, int8, the runtimes, and bad input."""
 import json
 import os
+import shutil
 
 import pytest
 
@@ -30,10 +31,24 @@ def tiny_runs(tmp_path_factory):
     return root, runs
 
 
+@pytest.fixture(scope="module")
+def exported(tiny_runs):
+    """exported(arch) -> export.py's report on that tiny run, exported (with int8) once for the
+    tests below that read its graphs (an export takes 2-7 s)."""
+    _, runs = tiny_runs
+    infos = {}
+
+    def get(arch):
+        if arch not in infos:
+            infos[arch] = export.export(runs[arch], int8=True, log=lambda *_: None)
+        return infos[arch]
+    return get
+
+
 @pytest.mark.parametrize("arch", list(archs.ARCHS))
-def test_export_answers_like_pytorch(tiny_runs, arch):
+def test_export_answers_like_pytorch(tiny_runs, exported, arch):
     root, runs = tiny_runs
-    info = export.export(runs[arch], int8=True, log=lambda *_: None)
+    info = exported(arch)
     assert info["parity"]["same_answers"] == info["parity"]["problems"] == 100
     files = set(os.listdir(runs[arch]))
     graphs = {"model.onnx", "model.int8.onnx"} | ({"step.onnx", "step.int8.onnx"} if arch != "ber" else set())
@@ -59,13 +74,14 @@ def test_export_answers_like_pytorch(tiny_runs, arch):
 
 
 @pytest.mark.parametrize("arch", ["gru", "lstm", "tra", "gpt"])
-def test_decoding_steps_carry_the_state(tiny_runs, arch, monkeypatch):
+def test_decoding_steps_carry_the_state(tiny_runs, exported, arch, monkeypatch):
     """model.onnx reads each prompt once (a recurrent model once per prompt length), then every
     step.onnx call takes one token per row and the state, whose past grows by one each step."""
     root, runs = tiny_runs
-    # A tiny run may answer <eos> at once; greedy decoding that knows no <eos> makes every step.
+    exported(arch)
+    # A tiny run may answer <eos> at once; greedy decoding that knows no <eos> makes every step
+    # (the graphs know no <eos>: the decoding loop around them does).
     monkeypatch.setattr(layouts, "EOS", -1)
-    export.export(runs[arch], log=lambda *_: None)
     run = load_run(runs[arch], runtime="onnx")
     calls = []
     for which in ("first", "next"):
@@ -86,10 +102,10 @@ def test_decoding_steps_carry_the_state(tiny_runs, arch, monkeypatch):
         assert [s["past_k"][3] for s in steps] == list(range(steps[0]["past_k"][3], steps[0]["past_k"][3] + len(steps)))
 
 
-def test_runtimes_from_the_command_line(tiny_runs):
+def test_runtimes_from_the_command_line(tiny_runs, exported):
     root, runs = tiny_runs
     run = runs["gru"]
-    export.export(run, log=lambda *_: None)
+    exported("gru")
     p, _ = run_cli("evaluate.py", run, "--runtime", "onnx", "--device", "cpu", cwd=root)
     assert p.returncode == 0 and "onnx runtime" in p.stdout, p.stderr
     p, _ = run_cli("predict.py", run, "--runtime", "onnx", "--json", cwd=root, input="(((\n")
@@ -111,30 +127,35 @@ def test_runtimes_bench_measures_all_three(tiny_runs, monkeypatch, tmp_path):
     assert df.loc[2, "file_kib"] < df.loc[1, "file_kib"]
 
 
-def test_export_bad_input(tmp_path, monkeypatch):
-    root = tmp_path
-    run = train(TrainConfig(arch="lstm", budget="1s", data=D.DataSpec("bracket", None, 2000, 100, 150, 100),
-                            model={"d_model": 32}, models_dir=str(root / "models"), data_dir=str(root / "data")), quiet=True)["run"]
+def test_export_bad_input(tiny_runs, exported, tmp_path, monkeypatch):
+    root, runs = tiny_runs
+    exported("gru")
+    made = {"model.onnx", "step.onnx", "model.int8.onnx", "step.int8.onnx", "codec.json", "export.json"}
+
+    def copy(exported):  # the tiny gru run, with or without its export
+        shutil.rmtree(tmp_path / "gru", ignore_errors=True)
+        shutil.copytree(runs["gru"], tmp_path / "gru", ignore=None if exported else lambda _, names: made & set(names))
+        return str(tmp_path / "gru")
+    run = copy(exported=False)
     p = run_main("evaluate.py", run, "--runtime", "int8", cwd=root)  # never exported
     assert_one_line_error(p)
     assert "export it first with: python export.py" in p.stderr and "--int8" in p.stderr
     p, _ = run_cli("export.py", "models/missing", cwd=root)
     assert_one_line_error(p)
-    export.export(run, log=lambda *_: None)
+    run = copy(exported=True)
     with open(os.path.join(run, "model.onnx"), "r+b") as f:  # damage it
         f.truncate(1000)
     p = run_main("predict.py", run, "--runtime", "onnx", "(((", cwd=root)
     assert_one_line_error(p)
     assert "model.onnx is not a usable ONNX model" in p.stderr
-    export.export(run, log=lambda *_: None)
+    run = copy(exported=True)
     info = json.load(open(os.path.join(run, "export.json")))
     del info["state"]  # an export made before the step graph
     json.dump(info, open(os.path.join(run, "export.json"), "w"))
     p = run_main("predict.py", run, "--runtime", "onnx", "(((", cwd=root)
     assert_one_line_error(p)
     assert "export.json does not describe this run's export; export again with: python export.py" in p.stderr
-    for name in ("model.onnx", "step.onnx", "export.json"):
-        os.unlink(os.path.join(run, name))
+    run = copy(exported=False)
     monkeypatch.setattr(export, "parity", lambda run, model, inputs, ours: (99, "'((': PyTorch '))', onnxruntime ')'", []))
     with pytest.raises(RunError, match="disagrees with PyTorch on 1 of 100 validation problems, first '\\(\\('"):
         export.export(run, log=lambda *_: None)
