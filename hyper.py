@@ -474,6 +474,27 @@ def interactive(a):
     return a
 
 
+DEFAULT_TRIAL_BUDGET = "1min"
+DATA_DESTS = ("task", "min_len", "max_len", "max_depth", "kinds", "ood_min_len", "ood_max_len", "ops", "digits", "negatives",
+              "decimals", "format", "ood_min_digits", "ood_max_digits", "train_size", "val_size", "test_size", "ood_size",
+              "data_seed")
+
+
+def check_resume_args(a, parser, settings: dict):
+    """A study keeps the architecture, data and trial budget it was made with (its trials are
+    compared with each other): on --resume, an option that says otherwise is an error, not ignored."""
+    data, options = settings["data"], settings["data"].get("options") or {}
+    made = {"arch": settings["arch"], "trial_budget": settings["trial_budget"], "data_seed": data["seed"],
+            **{k: options[k] if k in options else data.get(k) for k in DATA_DESTS if k != "data_seed"}}
+    given = {"arch": a.arch and archs_resolve(a.arch), **{k: getattr(a, k) for k in DATA_DESTS if getattr(a, k) != parser.get_default(k)}}
+    if a.trial_budget and Budget.parse(a.trial_budget) != Budget.parse(made["trial_budget"]):
+        given["trial_budget"] = a.trial_budget
+    for k, v in given.items():
+        if v is not None and v != made[k]:
+            raise StudyError(f"study {a.study!r} was made with --{k.replace('_', '-')} {made[k]}, not {v}: a resumed study "
+                             "keeps its architecture, data and trial budget (start a new study for others)")
+
+
 def archs_resolve(text):
     try:
         return archs.resolve(text)
@@ -491,7 +512,7 @@ def main(argv=None):
                epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--arch", help=f"architecture to tune: {', '.join(archs.ARCHS)}")
     p.add_argument("--time", help=f"the study's time limit ({TIME_HELP})")
-    p.add_argument("--trial-budget", default="1min", help=f"each trial's training ({BUDGET_HELP}; default 1min)")
+    p.add_argument("--trial-budget", help=f"each trial's training ({BUDGET_HELP}; default 1min)")
     p.add_argument("--workers", type=int, help=f"worker processes on this machine (default: 1 without a GPU, else "
                                                f"{WORKERS_PER_GPU} per GPU, at most one per core)")
     p.add_argument("--trials", type=int, help="stop after this many trials (default: only the time limit)")
@@ -533,9 +554,10 @@ def main(argv=None):
             if not a.study:
                 fail("--resume needs --study NAME (see python hyper.py --list)")
             study = load_study(storage, a.study)
-            study_settings(study)
+            check_resume_args(a, p, study_settings(study))
         else:
             arch = archs_resolve(a.arch)
+            a.trial_budget = a.trial_budget or DEFAULT_TRIAL_BUDGET
             Budget.parse(a.trial_budget)
             study = new_study(storage, arch, D.spec_from_args(a), a.trial_budget, a.study, a.seed)
             console.print(f"study {study.study_name} created in {a.storage}")
