@@ -131,10 +131,10 @@ def test_resume_continues_a_run(tmp_path):
     assert cfg["train"]["weight_decay"] == 0.05, "a resumed run keeps its weight decay"
     assert m2["total_steps"] == m1["steps"] + m2["steps"]
     assert open(tmp_path / "models" / first / "model.safetensors", "rb").read() == before, "the old run is untouched"
-    p, _ = run_cli("train.py", "gru", "3s", "--resume", f"models/{first}", cwd=tmp_path)
+    p = run_main("train.py", "gru", "3s", "--resume", f"models/{first}", cwd=tmp_path)
     assert_one_line_error(p)
     for flags in (["--task", "arith"], ["--set", "d_model=64"], ["--max-len", "20"]):
-        p, _ = run_cli("train.py", "gpt", "3s", "--resume", f"models/{first}", *flags, cwd=tmp_path)
+        p = run_main("train.py", "gpt", "3s", "--resume", f"models/{first}", *flags, cwd=tmp_path)
         assert_one_line_error(p)
         assert "cannot apply with --resume" in p.stderr and flags[0] in p.stderr
     assert "and optimizer state" in run_cli("train.py", "gpt", "1s", "--resume", f"models/{first}", cwd=tmp_path)[0].stdout
