@@ -253,13 +253,15 @@ def add_data_args(p: argparse.ArgumentParser):
     g.add_argument("--data-dir", default="data", help="where data folders live (default data/)")
 
 
+TASK_ARGS = {"bracket": ["min_len", "max_len", "max_depth", "kinds", "ood_min_len", "ood_max_len"],
+             "arith": ["ops", "digits", "negatives", "decimals", "format", "ood_min_digits", "ood_max_digits"]}  # add_data_args' dests
+
+
 def spec_from_args(a) -> DataSpec:
-    names = {"bracket": ["min_len", "max_len", "max_depth", "kinds", "ood_min_len", "ood_max_len"],
-             "arith": ["ops", "digits", "negatives", "decimals", "format", "ood_min_digits", "ood_max_digits"]}
     if a.task not in TASKS:
         raise DataError(f"unknown task {a.task!r}; choose one of: {', '.join(TASKS)}")
-    options = {k: getattr(a, k) for k in names[a.task] if getattr(a, k) is not None}
-    other = [k for t, ks in names.items() if t != a.task for k in ks if getattr(a, k) is not None]
+    options = {k: getattr(a, k) for k in TASK_ARGS[a.task] if getattr(a, k) is not None}
+    other = [k for t, ks in TASK_ARGS.items() if t != a.task for k in ks if getattr(a, k) is not None]
     if other:
         raise DataError(f"option --{other[0].replace('_', '-')} does not apply to task {a.task}")
     spec = DataSpec(a.task, options, a.train_size, a.val_size, a.test_size, a.ood_size, a.data_seed)

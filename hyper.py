@@ -47,6 +47,7 @@ from rich.table import Table
 
 import archs
 import dataset as D
+from tasks import make_task
 from runs import Parser, RunError, clean_stale, fail, tmp_dir
 from train import BUDGET_HELP, DEFAULT_WARMUP, TIME_HELP, Budget, TrainConfig, parse_budget, train
 
@@ -475,24 +476,30 @@ def interactive(a):
 
 
 DEFAULT_TRIAL_BUDGET = "1min"
-DATA_DESTS = ("task", "min_len", "max_len", "max_depth", "kinds", "ood_min_len", "ood_max_len", "ops", "digits", "negatives",
-              "decimals", "format", "ood_min_digits", "ood_max_digits", "train_size", "val_size", "test_size", "ood_size",
-              "data_seed")
-
-
 def check_resume_args(a, parser, settings: dict):
     """A study keeps the architecture, data and trial budget it was made with (its trials are
     compared with each other): on --resume, an option that says otherwise is an error, not ignored."""
-    data, options = settings["data"], settings["data"].get("options") or {}
-    made = {"arch": settings["arch"], "trial_budget": settings["trial_budget"], "data_seed": data["seed"],
-            **{k: options[k] if k in options else data.get(k) for k in DATA_DESTS if k != "data_seed"}}
-    given = {"arch": a.arch and archs_resolve(a.arch), **{k: getattr(a, k) for k in DATA_DESTS if getattr(a, k) != parser.get_default(k)}}
-    if a.trial_budget and Budget.parse(a.trial_budget) != Budget.parse(made["trial_budget"]):
-        given["trial_budget"] = a.trial_budget
-    for k, v in given.items():
-        if v is not None and v != made[k]:
-            raise StudyError(f"study {a.study!r} was made with --{k.replace('_', '-')} {made[k]}, not {v}: a resumed study "
-                             "keeps its architecture, data and trial budget (start a new study for others)")
+    def refuse(flag, made, given):
+        flag = "--" + flag.replace("_", "-")
+        raise StudyError(f"study {a.study!r} was made {f'without {flag}' if made is None else f'with {flag} {made}'}, not "
+                         f"{flag} {given}: a resumed study keeps its architecture, data and trial budget (start a new study for others)")
+    data = D.DataSpec(**settings["data"])
+    given = {k for k in vars(a) if getattr(a, k) != parser.get_default(k)}
+    if a.arch and archs_resolve(a.arch) != settings["arch"]:
+        refuse("arch", settings["arch"], a.arch)
+    if a.trial_budget and Budget.parse(a.trial_budget) != Budget.parse(settings["trial_budget"]):
+        refuse("trial_budget", settings["trial_budget"], a.trial_budget)
+    if "task" in given and a.task != data.task:
+        refuse("task", data.task, a.task)
+    for k, v in [(f"{split}_size", n) for split, n in data.sizes().items()] + [("data_seed", data.seed)]:
+        if k in given and getattr(a, k) != v:
+            refuse(k, v, getattr(a, k))
+    if other := sorted(given & {k for ks in D.TASK_ARGS.values() for k in ks} - set(D.TASK_ARGS[data.task])):
+        raise StudyError(f"option --{other[0].replace('_', '-')} does not apply to the task of study {a.study!r} ({data.task})")
+    made = make_task(data.task, data.options).cfg  # options left out at creation took the task's defaults
+    for k in given & set(D.TASK_ARGS[data.task]):
+        if getattr(make_task(data.task, {**(data.options or {}), k: getattr(a, k)}).cfg, k) != getattr(made, k):
+            refuse(k, getattr(made, k), getattr(a, k))
 
 
 def archs_resolve(text):

@@ -200,12 +200,17 @@ def test_a_resumed_study_keeps_its_settings(tmp_path):
     url = f"sqlite:///{tmp_path}/studies.db"
     hyper.new_study(hyper.open_storage(url), "gru", D.DataSpec("bracket", {"max_len": 8}, 3000, 100, 200, 100), "2s", "kept", seed=0)
     resume = ["--resume", "--study", "kept", "--storage", url, "--time", "1min"]
-    for args, says in ((["--trial-budget", "5s"], "--trial-budget 2s, not 5s"), (["--arch", "lstm"], "--arch gru, not lstm"),
-                       (["--max-len", "12"], "--max-len 8, not 12"), (["--task", "arith"], "--task bracket, not arith"),
-                       (["--train-size", "500"], "--train-size 3000, not 500"), (["--data-seed", "1"], "--data-seed 0, not 1")):
+    for args, says in ((["--trial-budget", "5s"], "made with --trial-budget 2s, not --trial-budget 5s"),
+                       (["--arch", "lstm"], "made with --arch gru, not --arch lstm"),
+                       (["--max-len", "12"], "made with --max-len 8, not --max-len 12"),
+                       (["--max-len", "8", "--max-depth", "4"], "made with --max-depth 10, not --max-depth 4"),  # its default
+                       (["--task", "arith"], "made with --task bracket, not --task arith"),
+                       (["--digits", "2"], "--digits does not apply to the task of study 'kept' (bracket)"),
+                       (["--train-size", "500"], "made with --train-size 3000, not --train-size 500"),
+                       (["--data-seed", "1"], "made with --data-seed 0, not --data-seed 1")):
         p = run_main("hyper.py", *resume, *args, cwd=tmp_path)
         assert_one_line_error(p)
-        assert f"study 'kept' was made with {says}" in p.stderr, p.stderr
+        assert says in p.stderr, p.stderr
     trials = optuna.load_study(study_name="kept", storage=url).trials
     assert [t.state for t in trials] == [S.WAITING] and not (tmp_path / "optuna_studies").exists(), "only the queued default"
 
