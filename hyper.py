@@ -47,12 +47,13 @@ from rich.table import Table
 
 import archs
 import dataset as D
-from tasks import make_task
 from runs import Parser, RunError, clean_stale, fail, tmp_dir
+from tasks import make_task
 from train import BUDGET_HELP, DEFAULT_WARMUP, TIME_HELP, Budget, TrainConfig, parse_budget, train
 
 DEFAULT_STORAGE = "sqlite:///optuna_studies/studies.db"
 STUDIES_DIR = "optuna_studies"
+DEFAULT_TRIAL_BUDGET = "1min"
 STORAGE_HELP = "expected sqlite:///path/to/file.db or postgresql://user@host:5432/database"
 console = Console(highlight=False)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -475,14 +476,14 @@ def interactive(a):
     return a
 
 
-DEFAULT_TRIAL_BUDGET = "1min"
 def check_resume_args(a, parser, settings: dict):
     """A study keeps the architecture, data and trial budget it was made with (its trials are
     compared with each other): on --resume, an option that says otherwise is an error, not ignored."""
     def refuse(flag, made, given):
         flag = "--" + flag.replace("_", "-")
-        raise StudyError(f"study {a.study!r} was made {f'without {flag}' if made is None else f'with {flag} {made}'}, not "
-                         f"{flag} {given}: a resumed study keeps its architecture, data and trial budget (start a new study for others)")
+        was = f"without {flag}" if made is None else f"with {flag} {made}"
+        raise StudyError(f"study {a.study!r} was made {was}, not {flag} {given}: a resumed study keeps its architecture, "
+                         "data and trial budget (start a new study for others)")
     data = D.DataSpec(**settings["data"])
     given = {k for k in vars(a) if getattr(a, k) != parser.get_default(k)}
     if a.arch and archs_resolve(a.arch) != settings["arch"]:
@@ -497,7 +498,7 @@ def check_resume_args(a, parser, settings: dict):
     if other := sorted(given & {k for ks in D.TASK_ARGS.values() for k in ks} - set(D.TASK_ARGS[data.task])):
         raise StudyError(f"option --{other[0].replace('_', '-')} does not apply to the task of study {a.study!r} ({data.task})")
     made = make_task(data.task, data.options).cfg  # options left out at creation took the task's defaults
-    for k in given & set(D.TASK_ARGS[data.task]):
+    for k in sorted(given & set(D.TASK_ARGS[data.task])):
         if getattr(make_task(data.task, {**(data.options or {}), k: getattr(a, k)}).cfg, k) != getattr(made, k):
             refuse(k, getattr(made, k), getattr(a, k))
 
@@ -519,7 +520,7 @@ def main(argv=None):
                epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--arch", help=f"architecture to tune: {', '.join(archs.ARCHS)}")
     p.add_argument("--time", help=f"the study's time limit ({TIME_HELP})")
-    p.add_argument("--trial-budget", help=f"each trial's training ({BUDGET_HELP}; default 1min)")
+    p.add_argument("--trial-budget", help=f"each trial's training ({BUDGET_HELP}; default {DEFAULT_TRIAL_BUDGET})")
     p.add_argument("--workers", type=int, help=f"worker processes on this machine (default: 1 without a GPU, else "
                                                f"{WORKERS_PER_GPU} per GPU, at most one per core)")
     p.add_argument("--trials", type=int, help="stop after this many trials (default: only the time limit)")
