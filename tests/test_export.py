@@ -132,30 +132,30 @@ def test_export_bad_input(tiny_runs, exported, tmp_path, monkeypatch):
     exported("gru")
     made = {"model.onnx", "step.onnx", "model.int8.onnx", "step.int8.onnx", "codec.json", "export.json"}
 
-    def copy(exported):  # the tiny gru run, with or without its export
+    def copy(with_export):  # the tiny gru run, with or without its export
         shutil.rmtree(tmp_path / "gru", ignore_errors=True)
-        shutil.copytree(runs["gru"], tmp_path / "gru", ignore=None if exported else lambda _, names: made & set(names))
+        shutil.copytree(runs["gru"], tmp_path / "gru", ignore=None if with_export else lambda _, names: made & set(names))
         return str(tmp_path / "gru")
-    run = copy(exported=False)
+    run = copy(with_export=False)
     p = run_main("evaluate.py", run, "--runtime", "int8", cwd=root)  # never exported
     assert_one_line_error(p)
     assert "export it first with: python export.py" in p.stderr and "--int8" in p.stderr
     p, _ = run_cli("export.py", "models/missing", cwd=root)
     assert_one_line_error(p)
-    run = copy(exported=True)
+    run = copy(with_export=True)
     with open(os.path.join(run, "model.onnx"), "r+b") as f:  # damage it
         f.truncate(1000)
     p = run_main("predict.py", run, "--runtime", "onnx", "(((", cwd=root)
     assert_one_line_error(p)
     assert "model.onnx is not a usable ONNX model" in p.stderr
-    run = copy(exported=True)
+    run = copy(with_export=True)
     info = json.load(open(os.path.join(run, "export.json")))
     del info["state"]  # an export made before the step graph
     json.dump(info, open(os.path.join(run, "export.json"), "w"))
     p = run_main("predict.py", run, "--runtime", "onnx", "(((", cwd=root)
     assert_one_line_error(p)
     assert "export.json does not describe this run's export; export again with: python export.py" in p.stderr
-    run = copy(exported=False)
+    run = copy(with_export=False)
     monkeypatch.setattr(export, "parity", lambda run, model, inputs, ours: (99, "'((': PyTorch '))', onnxruntime ')'", []))
     with pytest.raises(RunError, match="disagrees with PyTorch on 1 of 100 validation problems, first '\\(\\('"):
         export.export(run, log=lambda *_: None)
