@@ -16,11 +16,12 @@ stopped; a GPU's rows are kept and reported apart from the CPU's (and from anoth
 `--commit` commits the results after each run (a session can end at any time).
 """
 import os
-import signal
 import sys
 
-if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
+import cli
+
+if __name__ == "__main__":
+    cli.quiet_ctrl_c()  # Ctrl-C while the imports below load: exit 130 without a traceback
 
 import argparse
 import json
@@ -36,7 +37,8 @@ import torch
 import archs
 import dataset as D
 import evaluate
-from runs import Parser, RunError, machine, pick_device, versions
+from cli import Parser, UserError, pick_device
+from runs import machine, versions
 from tasks import codec_of, make_task
 from train import Budget, TrainConfig, fill_train_settings, new_model_settings, train
 
@@ -424,7 +426,7 @@ def git_commit(message):
 
 
 def main(argv=None):
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    cli.catch_ctrl_c()
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--quick", action="store_true", help="every architecture for 15s on bracket (a few minutes)")
@@ -452,11 +454,7 @@ def main(argv=None):
         if a.budget:
             Budget.parse(a.budget)
         device = device_name(str(pick_device(a.device)))
-    except KeyError as e:
-        p.error(f"unknown architecture {e.args[0]!r}; choose from {', '.join(ALL)}")
-    except ValueError as e:
-        p.error(str(e))
-    except RunError as e:
+    except (ValueError, UserError) as e:
         p.error(str(e))
     if a.budget:
         presets = {k: replace(p, budget=a.budget) for k, p in presets.items()}

@@ -17,16 +17,18 @@ folder is never reused.
     python dataset.py --task bracket          # writes data/<task>-<hash>/ and prints a summary
 """
 import os
-import signal
 import sys
 
-if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
+import cli
+
+if __name__ == "__main__":
+    cli.quiet_ctrl_c()  # Ctrl-C while the imports below load: exit 130 without a traceback
 
 import argparse
 import hashlib
 import json
 import shutil
+import typing
 import zlib
 from dataclasses import asdict, dataclass
 
@@ -35,9 +37,8 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from codec import Batch, Codec
-from runs import TMP, clean_stale, tmp_dir
-from tasks import TASKS, DataError, Example, codec_of, make_task
-from tasks.arith import FORMATS
+from files import TMP, clean_stale, tmp_dir
+from tasks import TASKS, DataError, Example, codec_of, make_task, options_of
 
 # ----------------------------------------------------------------------------- splits on disk
 
@@ -51,23 +52,32 @@ def split_of(text: str) -> str:
     return "test" if bucket < 10 else "val" if bucket < 15 else "train"
 
 
+STALE_DRAWS = 100_000  # draws in a row that find no new input: the split's share of the problem space is exhausted
+
+
 def _draw(task, split: str, n: int, seed: int) -> list[Example]:
+    """n examples of split, drawn from a seed of their own. Validation, test and OOD inputs are
+    distinct: when the task's problem space holds fewer of them, the split takes what exists (and
+    says so in one line); only an empty split is an error."""
     gen = torch.Generator().manual_seed(seed * 1000 + SPLITS.index(split))
     home = "test" if split == "ood" else split
     unique = split != "train"
-    out, seen, drawn = [], set(), 0
-    while len(out) < n:
-        if drawn > 200 * n + 100_000:
-            raise DataError(f"could only find {len(out)} distinct {split} inputs for {n} asked: the task's "
-                            f"problem space is too small; ask for a smaller --{split}-size or a larger task")
+    out, seen, stale = [], set(), 0
+    while len(out) < n and stale < STALE_DRAWS:
         for ex in task.sample(gen, 1024, ood=split == "ood"):
-            drawn += 1
+            stale += 1
             if split_of(ex.input) != home or (unique and ex.input in seen):
                 continue
             seen.add(ex.input)
             out.append(ex)
+            stale = 0
             if len(out) == n:
                 break
+    if not out:
+        raise DataError(f"the task's problem space has no {split} inputs: choose a larger task")
+    if len(out) < n:
+        print(f"note: the task's problem space holds {len(out)} distinct {split} inputs, fewer than the {n} asked; "
+              f"the {split} split takes them all", file=sys.stderr)
     return out
 
 
@@ -231,42 +241,81 @@ def load_batch(folder: str, split: str, codec: Codec) -> Batch:
 
 # ----------------------------------------------------------------------------- command line
 
+def task_flags() -> dict:
+    """Every task option as one flag: dest -> [(task name, field)] of the tasks that declare it
+    (two tasks may share an option name, e.g. max_len, if they give it the same type)."""
+    out = {}
+    for name, cls in TASKS.items():
+        for f in options_of(cls.Config):
+            out.setdefault(f.name, []).append((name, f))
+    for dest, decls in out.items():
+        if len({_flag_type(f) for _, f in decls}) > 1:
+            raise TypeError(f"tasks {', '.join(t for t, _ in decls)} declare option {dest} with different types")
+    return out
+
+
+def _flag_type(f):
+    """The type a flag converts to: the field's, or the one that is not None in `int | None`."""
+    return next((t for t in typing.get_args(f.type) if t is not type(None)), f.type)
+
+
 def add_data_args(p: argparse.ArgumentParser):
+    """The data flags: --task, one flag per task option (tasks/*.py Config), the split sizes, the
+    data seed and folder. A task option's flag defaults to None: not given, so the task's default."""
     g = p.add_argument_group("data")
-    g.add_argument("--task", default="bracket", help="bracket | arith (default bracket)")
-    g.add_argument("--min-len", type=int, help="bracket: shortest input (default 1)")
-    g.add_argument("--max-len", type=int, help="bracket: longest input (default 30)")
-    g.add_argument("--max-depth", type=int, help="bracket: deepest nesting (default 10)")
-    g.add_argument("--kinds", help="bracket: opener/closer pairs (default '()【】{}[]')")
-    g.add_argument("--ood-min-len", type=int, help="bracket: shortest OOD input (default 31)")
-    g.add_argument("--ood-max-len", type=int, help="bracket: longest OOD input (default 60)")
-    g.add_argument("--ops", help="arith: operations, a subset of '+-*/' (default all four)")
-    g.add_argument("--digits", type=int, help="arith: most digits per operand (default 2)")
-    g.add_argument("--negatives", action="store_true", default=None, help="arith: include negative operands")
-    g.add_argument("--decimals", action="store_true", default=None, help="arith: include one-decimal operands")
-    g.add_argument("--format", choices=FORMATS, help="arith: answer format (default plain)")
-    g.add_argument("--ood-min-digits", type=int, help="arith: fewest digits of the OOD split's longer operand (default digits+1)")
-    g.add_argument("--ood-max-digits", type=int, help="arith: most digits of the OOD split's longer operand (default digits+1)")
+    g.add_argument("--task", default="bracket", help=f"{' | '.join(TASKS)} (default bracket)")
+    for dest, decls in task_flags().items():
+        f = decls[0][1]
+        help = "; ".join(f"{t}: {f.metadata['help']}" + ("" if f.default in (None, False) else f" (default {f.default!r})")
+                         for t, f in decls)
+        flag = "--" + dest.replace("_", "-")
+        if _flag_type(f) is bool:
+            g.add_argument(flag, action="store_true", default=None, help=help)
+        else:
+            g.add_argument(flag, type=_flag_type(f), choices=f.metadata.get("choices"), help=help)
     for split, n in DEFAULT_SIZES.items():
         g.add_argument(f"--{split}-size", type=int, default=n, help=f"examples in the {split} split (default {n})")
     g.add_argument("--data-seed", type=int, default=0, help="seed of the data splits (default 0)")
     g.add_argument("--data-dir", default="data", help="where data folders live (default data/)")
 
 
-TASK_ARGS = {"bracket": ["min_len", "max_len", "max_depth", "kinds", "ood_min_len", "ood_max_len"],
-             "arith": ["ops", "digits", "negatives", "decimals", "format", "ood_min_digits", "ood_max_digits"]}  # add_data_args' dests
+def _option_names(task: str) -> set:
+    return {f.name for f in options_of(TASKS[task].Config)}
 
 
 def spec_from_args(a) -> DataSpec:
     if a.task not in TASKS:
         raise DataError(f"unknown task {a.task!r}; choose one of: {', '.join(TASKS)}")
-    options = {k: getattr(a, k) for k in TASK_ARGS[a.task] if getattr(a, k) is not None}
-    other = [k for t, ks in TASK_ARGS.items() if t != a.task for k in ks if getattr(a, k) is not None]
-    if other:
+    given = {k: getattr(a, k) for k in task_flags() if getattr(a, k) is not None}
+    if other := sorted(set(given) - _option_names(a.task)):
         raise DataError(f"option --{other[0].replace('_', '-')} does not apply to task {a.task}")
-    spec = DataSpec(a.task, options, a.train_size, a.val_size, a.test_size, a.ood_size, a.data_seed)
+    spec = DataSpec(a.task, given, a.train_size, a.val_size, a.test_size, a.ood_size, a.data_seed)
     make_task(spec.task, spec.options)  # validate now
     return spec
+
+
+def check_kept(a, parser, spec: DataSpec, what: str, keeps: str):
+    """What a resumed run or study keeps: a data flag given with another value than spec's (the
+    data it was made with), or one that does not apply to its task, is a DataError naming it.
+    A task option is compared by its effect (an option left out at creation took the default)."""
+    def refuse(dest, made, new):
+        flag = "--" + dest.replace("_", "-")
+        was = f"without {flag}" if made is None else f"with {flag} {made}"
+        raise DataError(f"{what} was made {was}, not {flag} {new}: {keeps}")
+    given = {k for k in ("task", *task_flags(), *(f"{s}_size" for s in SPLITS), "data_seed")
+             if getattr(a, k) != parser.get_default(k)}
+    if "task" in given and a.task != spec.task:
+        refuse("task", spec.task, a.task)
+    for k, v in [(f"{split}_size", n) for split, n in spec.sizes().items()] + [("data_seed", spec.seed)]:
+        if k in given and getattr(a, k) != v:
+            refuse(k, v, getattr(a, k))
+    names = _option_names(spec.task)
+    if other := sorted(given & set(task_flags()) - names):
+        raise DataError(f"option --{other[0].replace('_', '-')} does not apply to the task of {what} ({spec.task})")
+    made = make_task(spec.task, spec.options).cfg
+    for k in sorted(given & names):
+        if getattr(make_task(spec.task, {**(spec.options or {}), k: getattr(a, k)}).cfg, k) != getattr(made, k):
+            refuse(k, getattr(made, k), getattr(a, k))
 
 
 def summary(folder: str):
@@ -289,9 +338,8 @@ def summary(folder: str):
 
 
 def main(argv=None):
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    from runs import Parser
-    p = Parser(description="Write train/val/test/ood splits as JSON Lines and print a summary.")
+    cli.catch_ctrl_c()
+    p = cli.Parser(description="Write train/val/test/ood splits as JSON Lines and print a summary.")
     add_data_args(p)
     a = p.parse_args(argv)
     try:

@@ -13,11 +13,12 @@ baselines. Results go to evaluation_result.txt (per problem, like the reference)
 evaluation_summary.json in the run folder; a later evaluation gets a new number, never overwrites.
 """
 import os
-import signal
 import sys
 
-if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
+import cli
+
+if __name__ == "__main__":
+    cli.quiet_ctrl_c()  # Ctrl-C while the imports below load: exit 130 without a traceback
 
 import argparse
 import json
@@ -31,7 +32,9 @@ from rich.table import Table
 import dataset as D
 import layouts
 from onnxrun import add_runtime_argument
-from runs import Parser, RunError, clean_stale, fail, list_runs, load_run, pick_device, pick_run, write_json, write_text
+from cli import Parser, UserError, add_device_args, add_run_args, fail, pick_device, pick_run, use_device
+from files import clean_stale, write_json, write_text
+from runs import RunError, list_runs, load_run
 
 console = Console()
 
@@ -260,31 +263,29 @@ def latest_summary(run):
 
 
 def main(argv=None):
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    cli.catch_ctrl_c()
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", nargs="?", help="a run folder, e.g. models/gru_bracket_20261122_101500_1min")
-    p.add_argument("--latest", action="store_true", help="score the newest run")
+    add_run_args(p, "score")
     p.add_argument("--all", action="store_true", help="leaderboard of every saved run")
-    p.add_argument("--models", default="models", help="where runs live (default models/)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    add_device_args(p)
     add_runtime_argument(p)
     g = p.add_argument_group("another OOD range for the run's task (train, validation and test stay its own)")
-    for flag, what in (("--ood-min-len", "bracket: shortest OOD input"), ("--ood-max-len", "bracket: longest OOD input"),
-                       ("--ood-min-digits", "arith: fewest digits of the longer OOD operand"),
-                       ("--ood-max-digits", "arith: most digits of the longer OOD operand")):
-        g.add_argument(flag, type=int, help=what)
+    for dest, decls in D.task_flags().items():  # the tasks' ood_* options
+        if dest.startswith("ood_"):
+            g.add_argument("--" + dest.replace("_", "-"), type=int,
+                           help="; ".join(f"{t}: {f.metadata['help']}" for t, f in decls))
     a = p.parse_args(argv)
     ood = {k: v for k, v in vars(a).items() if k.startswith("ood_") and v is not None}
     try:
-        device = pick_device(a.device)
+        device = use_device(a)
         if a.all:
-            return leaderboard(a.models)
+            return leaderboard(a.models_dir)
         if not (a.run or a.latest or sys.stdin.isatty()):
             p.print_usage(sys.stderr)
             fail("give a run folder, --latest or --all (no terminal to ask on)")
-        result = evaluate_run(pick_run(a.run, a.latest, a.models, "evaluate"), device, ood, a.runtime)
+        result = evaluate_run(pick_run(a.run, a.latest, a.models_dir, "evaluate"), device, ood, a.runtime)
         show(result)
-    except (RunError, D.DataError) as e:
+    except UserError as e:
         fail(str(e))
     except OSError as e:  # a full disk or a read-only run folder: write_text left nothing behind
         fail(f"could not write {e.filename or 'a result file'} ({e.strerror or e}); nothing was left half-written")

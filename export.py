@@ -30,11 +30,12 @@ float, so gru's and lstm's int8 graphs differ from the float ones in the output 
 validation exact match is printed beside PyTorch's.
 """
 import os
-import signal
 import sys
 
-if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
+import cli
+
+if __name__ == "__main__":
+    cli.quiet_ctrl_c()  # Ctrl-C while the imports below load: exit 130 without a traceback
 
 import argparse
 import contextlib
@@ -49,7 +50,9 @@ import evaluate
 import layouts
 import onnxrun
 from codec import BOS, EOS, MASK, PAD, SEP
-from runs import Parser, RunError, TMP, fail, load_run, write_json
+from cli import Parser, UserError, add_run_args, fail, pick_run
+from files import TMP, write_json
+from runs import RunError, load_run
 
 
 def split_of(run, name):
@@ -212,17 +215,18 @@ def export(path, int8=False, log=print) -> dict:
 
 
 def main(argv=None):
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    cli.catch_ctrl_c()
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog=__doc__.split("\n", 2)[2])
-    p.add_argument("run", help="a run folder, e.g. models/gru_bracket_20261122_101500_1min")
+    add_run_args(p, "export")
     p.add_argument("--int8", action="store_true", help="also write the int8-quantised graphs (model.int8.onnx, step.int8.onnx)")
     a = p.parse_args(argv)
     try:
-        info = export(a.run.rstrip("/"), a.int8)
-        print("written: " + ", ".join(f"{a.run.rstrip('/')}/{n} ({s / 1024:.0f} KiB)" for n, s in info["sizes"].items())
+        path = pick_run(a.run, a.latest, a.models_dir, "export")
+        info = export(path, a.int8)
+        print("written: " + ", ".join(f"{path}/{n} ({s / 1024:.0f} KiB)" for n, s in info["sizes"].items())
               + ", codec.json, export.json")
-    except (RunError, D.DataError, onnxrun.OnnxError) as e:
+    except (UserError, onnxrun.OnnxError) as e:
         fail(str(e))
     except OSError as e:
         fail(f"could not write {e.filename or 'the export'} ({e.strerror or e}); nothing was left half-written")

@@ -25,8 +25,10 @@ import os
 import signal
 import sys
 
-if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
+import cli
+
+if __name__ == "__main__":
+    cli.quiet_ctrl_c()  # Ctrl-C while the imports below load: exit 130 without a traceback
 
 import argparse
 import errno
@@ -47,8 +49,9 @@ from rich.table import Table
 
 import archs
 import dataset as D
-from runs import Parser, RunError, clean_stale, fail, tmp_dir
-from tasks import make_task
+from cli import Parser, UserError, ask, fail
+from files import clean_stale, tmp_dir
+from runs import RunError
 from train import BUDGET_HELP, DEFAULT_WARMUP, TIME_HELP, Budget, TrainConfig, parse_budget, train
 
 DEFAULT_STORAGE = "sqlite:///optuna_studies/studies.db"
@@ -71,7 +74,7 @@ for _handler in optuna.logging.get_logger("optuna").handlers:  # records of its 
     _handler.addFilter(_no_interrupt_traceback)
 
 
-class StudyError(Exception):
+class StudyError(UserError):
     """A problem with a storage or study the user can fix; printed as one line."""
 
 
@@ -202,7 +205,7 @@ def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grac
     """One worker process: runs trials until the study's time is spent or enough trials ran."""
     if gpu is not None:  # a spawned process: CUDA is not initialised yet, so this picks its GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    cli.catch_ctrl_c()
     signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     if parent is not None:
         watch_parent(parent)
@@ -420,19 +423,6 @@ def list_studies(url, grace=30):
     return summaries
 
 
-def ask(question, check):
-    """Ask until check(answer) returns a value instead of raising ValueError."""
-    while True:
-        try:
-            answer = console.input(question).strip()
-        except EOFError:
-            fail("no answer given")
-        try:
-            return check(answer)
-        except ValueError as e:
-            console.print(f"[red]{e}[/red] Try again.")
-
-
 def one_of_1_2(text):
     if text not in ("1", "2"):
         raise ValueError(f"{text!r} is not 1 or 2.")
@@ -466,7 +456,7 @@ def interactive(a):
             fail(f"there is no study number {k}")
         a.study, a.resume = summaries[k - 1].study_name, True
     else:
-        a.arch = ask(f"Enter the model architecture ({', '.join(archs.ARCHS)}): ", archs_resolve)
+        a.arch = ask(f"Enter the model architecture ({', '.join(archs.ARCHS)}): ", archs.resolve)
         a.trial_budget = ask("Enter the training time of each trial (e.g. '30s', '1min', '10min', or steps: '3000steps'): ",
                              trial_budget)
     a.time = ask("Enter the study's time limit (e.g. '3min', '1hour', '5hour'): ", budget)
@@ -482,32 +472,16 @@ def check_resume_args(a, parser, settings: dict):
     def refuse(flag, made, given):
         flag = "--" + flag.replace("_", "-")
         was = f"without {flag}" if made is None else f"with {flag} {made}"
-        raise StudyError(f"study {a.study!r} was made {was}, not {flag} {given}: a resumed study keeps its architecture, "
-                         "data and trial budget (start a new study for others)")
-    data = D.DataSpec(**settings["data"])
-    given = {k for k in vars(a) if getattr(a, k) != parser.get_default(k)}
-    if a.arch and archs_resolve(a.arch) != settings["arch"]:
+        raise StudyError(f"study {a.study!r} was made {was}, not {flag} {given}: {keeps}")
+    keeps = "a resumed study keeps its architecture, data and trial budget (start a new study for others)"
+    if a.arch and archs.resolve(a.arch) != settings["arch"]:
         refuse("arch", settings["arch"], a.arch)
     if a.trial_budget and Budget.parse(a.trial_budget) != Budget.parse(settings["trial_budget"]):
         refuse("trial_budget", settings["trial_budget"], a.trial_budget)
-    if "task" in given and a.task != data.task:
-        refuse("task", data.task, a.task)
-    for k, v in [(f"{split}_size", n) for split, n in data.sizes().items()] + [("data_seed", data.seed)]:
-        if k in given and getattr(a, k) != v:
-            refuse(k, v, getattr(a, k))
-    if other := sorted(given & {k for ks in D.TASK_ARGS.values() for k in ks} - set(D.TASK_ARGS[data.task])):
-        raise StudyError(f"option --{other[0].replace('_', '-')} does not apply to the task of study {a.study!r} ({data.task})")
-    made = make_task(data.task, data.options).cfg  # options left out at creation took the task's defaults
-    for k in sorted(given & set(D.TASK_ARGS[data.task])):
-        if getattr(make_task(data.task, {**(data.options or {}), k: getattr(a, k)}).cfg, k) != getattr(made, k):
-            refuse(k, getattr(made, k), getattr(a, k))
-
-
-def archs_resolve(text):
     try:
-        return archs.resolve(text)
-    except KeyError:
-        raise ValueError(f"unknown architecture {text!r}; choose one of: {', '.join(archs.ARCHS)}.") from None
+        D.check_kept(a, parser, D.DataSpec(**settings["data"]), f"study {a.study!r}", keeps)
+    except D.DataError as e:
+        raise StudyError(str(e)) from None
 
 
 def interrupt(*_):
@@ -515,7 +489,7 @@ def interrupt(*_):
 
 
 def main(argv=None):
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    cli.catch_ctrl_c()
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--arch", help=f"architecture to tune: {', '.join(archs.ARCHS)}")
@@ -564,14 +538,14 @@ def main(argv=None):
             study = load_study(storage, a.study)
             check_resume_args(a, p, study_settings(study))
         else:
-            arch = archs_resolve(a.arch)
+            arch = archs.resolve(a.arch)
             a.trial_budget = a.trial_budget or DEFAULT_TRIAL_BUDGET
             Budget.parse(a.trial_budget)
             study = new_study(storage, arch, D.spec_from_args(a), a.trial_budget, a.study, a.seed)
             console.print(f"study {study.study_name} created in {a.storage}")
         if run_study(a.storage, study.study_name, time_s, a.workers, a.trials, a.seed, a.heartbeat, a.grace):
             return 130
-    except (StudyError, ValueError, RunError, D.DataError) as e:
+    except (ValueError, UserError) as e:
         fail(str(e))
     except KeyboardInterrupt:
         fail("interrupted", 130)

@@ -148,8 +148,7 @@ def slot_labels(b: Batch, n_slots):
 
 def slots_loss(model, b: Batch, per_token=False):
     # Every one of n_slots, even past the batch's longest answer: decoding fills all of them, and a
-    # model trained on only the slots its batch's answers fill scored 22.30% against 75.40% on the
-    # four-operation set (10min, seed 0; README's lever table), for all its 1.2x more steps.
+    # model trained on only the slots its batch's answers fill learns far less (docs/defaults.md).
     x, slot_pos = slot_inputs(b.prompt, b.prompt_len, model.cfg.n_slots)
     y = slot_labels(b, model.cfg.n_slots)
     if model.cfg.refine:

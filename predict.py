@@ -15,12 +15,12 @@ LaTeX. A problem the run was not trained on (longer, deeper, more digits, anothe
 answered with a warning; one the codec or the task cannot take gets a one-line reason instead
 (exit code 2 when problems come as arguments or on standard input; the prompt goes on).
 """
-import os
-import signal
 import sys
 
-if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
+import cli
+
+if __name__ == "__main__":
+    cli.quiet_ctrl_c()  # Ctrl-C while the imports below load: exit 130 without a traceback
 
 import argparse
 import json
@@ -32,7 +32,8 @@ from rich.markup import escape
 import evaluate
 from codec import UnknownSymbols
 from onnxrun import add_runtime_argument
-from runs import Parser, RunError, fail, load_run, pick_device, pick_run
+from cli import Parser, UserError, add_device_args, add_run_args, fail, pick_run, use_device
+from runs import load_run
 from tasks import BadInput
 
 console = Console(highlight=False, soft_wrap=True)
@@ -115,7 +116,7 @@ def prompt_loop(run, device):
         show(ask(run, [text], device)[0])
 
 
-VALUED = ("--models", "--device", "--runtime")  # the options that take a value
+VALUED = ("--models-dir", "--device", "--threads", "--runtime")  # the options that take a value
 
 
 def positionals_last(argv: list[str]) -> list[str]:
@@ -136,22 +137,20 @@ def positionals_last(argv: list[str]) -> list[str]:
 
 
 def main(argv=None):
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    cli.catch_ctrl_c()
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog=__doc__.split("\n", 2)[2])
-    p.add_argument("run", nargs="?", help="a run folder, e.g. models/gru_bracket_20261122_101500_1min")
+    add_run_args(p, "ask")
     p.add_argument("problems", nargs="*", help="problems to answer, then exit (default: a prompt, or standard input)")
-    p.add_argument("--latest", action="store_true", help="ask the newest run")
     p.add_argument("--json", action="store_true", help="print JSON Lines: one object per problem")
-    p.add_argument("--models", default="models", help="where runs live (default models/)")
-    p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")
+    add_device_args(p)
     add_runtime_argument(p)
     a = p.parse_args(positionals_last(sys.argv[1:] if argv is None else argv))
     if a.latest and a.run:  # with --latest every positional is a problem
         a.problems, a.run = [a.run, *a.problems], None
     try:
-        device = pick_device(a.device)
-        path = pick_run(a.run, a.latest, a.models, "ask")
+        device = use_device(a)
+        path = pick_run(a.run, a.latest, a.models_dir, "ask")
         run = load_run(path, device, a.runtime)
         if a.problems:
             return 2 if emit(ask(run, a.problems, device), a.json, one_per_line=False) else 0
@@ -159,7 +158,7 @@ def main(argv=None):
             lines = sys.stdin.read().splitlines()
             return 2 if emit(ask(run, lines, device), a.json, one_per_line=True) else 0
         return prompt_loop(run, device)
-    except RunError as e:
+    except UserError as e:
         fail(str(e))
     except KeyboardInterrupt:
         console.print()

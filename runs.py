@@ -11,12 +11,10 @@
 A folder is written under a hidden temporary name and renamed into place in one step, so an
 interrupted write leaves no half-written run; nothing existing is ever overwritten.
 """
-import argparse
 import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,11 +25,13 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 import archs
+from cli import UserError
 from codec import Codec
+from files import tmp_dir, write_json
 from tasks import DataError, make_task
 
 
-class RunError(Exception):
+class RunError(UserError):
     """A problem with a run folder the user can fix; printed as one line."""
 
 
@@ -50,91 +50,6 @@ def machine() -> dict:
             "cpu_count": os.cpu_count(), "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             "torch_threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """The device a script runs on: `auto` is the GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise RunError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RunError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use --device cpu or auto")
-    return device
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-UMASK = _umask()
-TMP = ".tmp-"  # hidden temporary files and folders: .tmp-<pid>-<random>, the pid being their writer's
-
-
-def tmp_dir(parent) -> str:
-    """A hidden temporary folder in parent, named after this process, with the permissions the
-    user's umask gives (not mkdtemp's 0700, which locks other users out of a shared volume)."""
-    path = tempfile.mkdtemp(prefix=f"{TMP}{os.getpid()}-", dir=parent)
-    os.chmod(path, 0o777 & ~UMASK)
-    return path
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
-def clean_stale(parent) -> list[str]:
-    """Remove the hidden temporary files and folders that killed processes left in parent: those
-    whose writer no longer runs (older names without a pid: when over a day old). Returns them."""
-    removed = []
-    try:
-        names = os.listdir(parent)
-    except OSError:
-        return removed
-    for name in names:
-        if not name.startswith(TMP):
-            continue
-        path = os.path.join(parent, name)
-        pid = name[len(TMP):].split("-", 1)[0]
-        try:
-            stale = not pid_alive(int(pid)) if pid.isdigit() else time.time() - os.path.getmtime(path) > 86400
-            if stale:
-                shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
-                removed.append(path)
-        except OSError:  # gone meanwhile, or not ours to remove
-            pass
-    return removed
-
-
-def write_text(path, text: str):
-    """Write a file atomically (temporary file in the same folder, then rename); on failure
-    (a full disk) the temporary file is removed and the OSError raised."""
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP}{os.getpid()}-", dir=os.path.dirname(path) or ".")
-    os.chmod(tmp, 0o666 & ~UMASK)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError) and e.filename is None:
-            e.filename = path
-        raise
-
-
-def write_json(path, obj):
-    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def new_run_dir(root, arch, task, budget_label) -> str:
@@ -283,7 +198,7 @@ def load_run(path, device="cpu", runtime="torch") -> Run:
         raise RunError(f"{where} is corrupt (arch is {config.get('arch')!r}, not a name)")
     try:
         arch = archs.resolve(config["arch"])
-    except KeyError:
+    except archs.UnknownArch:
         raise RunError(f"{where} names architecture {config['arch']!r}, which this version does not have "
                        f"({', '.join(archs.ARCHS)})") from None
     data = config.get("data")
@@ -351,56 +266,3 @@ def list_runs(root="models") -> list[dict]:
                     "test_em": metrics.get("test_em"), "steps": metrics.get("steps"),
                     "params": metrics.get("params"), "wall_time": metrics.get("wall_time")})
     return sorted(out, key=lambda r: (r["created"], r["run"]), reverse=True)
-
-
-def choose_run(root, verb: str) -> str:
-    """Show the runs under root (newest first) and ask for one by number, on the terminal."""
-    from rich.console import Console
-    from rich.table import Table
-    console = Console()
-    runs = list_runs(root)
-    if not runs:
-        raise RunError(f"no saved runs under {root}/; train one with: python train.py gru 1min")
-    t = Table(title="Available runs (latest first)")
-    for c in ("#", "run", "arch", "task", "budget", "test EM"):
-        t.add_column(c)
-    for i, r in enumerate(runs, 1):
-        em = f"{r['test_em']:.2%}" if isinstance(r["test_em"], (int, float)) else "-"
-        t.add_row(str(i), os.path.basename(r["run"]), str(r["arch"]), str(r["task"]), str(r["budget"]), em)
-    console.print(t)
-    while True:
-        try:
-            answer = console.input(f"Enter the number of the run to {verb} (1-{len(runs)}): ").strip()
-        except EOFError:
-            raise RunError("no answer given") from None
-        if answer.isdigit() and 1 <= int(answer) <= len(runs):
-            return runs[int(answer) - 1]["run"]
-        console.print(f"[red]'{answer}' is not a number between 1 and {len(runs)}; try again.[/red]")
-
-
-def pick_run(path, latest: bool, root, verb: str) -> str:
-    """The run a script works on: the folder given, the newest with --latest, else one chosen at
-    the terminal; RunError when there is none or no terminal to ask on."""
-    if path:
-        return str(path).rstrip("/")
-    if latest or not sys.stdin.isatty():
-        runs = list_runs(root)
-        if not runs:
-            raise RunError(f"no saved runs under {root}/; train one with: python train.py gru 1min")
-        if latest:
-            return runs[0]["run"]
-        raise RunError("give a run folder or --latest (no terminal to ask on)")
-    return choose_run(root, verb)
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (the full usage stays behind --help)."""
-
-    def error(self, message):
-        fail(f"{message} (see {self.prog} --help)")
-
-
-def fail(message: str, code: int = 2):
-    """Print a one-line error and exit: for errors a user can cause."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(code)

@@ -22,8 +22,10 @@ import os
 import signal
 import sys
 
-if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
+import cli
+
+if __name__ == "__main__":
+    cli.quiet_ctrl_c()  # Ctrl-C while the imports below load: exit 130 without a traceback
 
 import argparse
 import asyncio
@@ -42,7 +44,8 @@ from starlette.exceptions import HTTPException
 
 import predict
 from onnxrun import add_runtime_argument
-from runs import Parser, RunError, fail, load_run, pick_device, pick_run
+from cli import Parser, UserError, add_device_args, add_run_args, fail, pick_run, use_device
+from runs import RunError, load_run
 
 
 class Batcher:
@@ -203,17 +206,15 @@ def port_free(host: str, port: int) -> str | None:
 
 
 def main(argv=None):
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    cli.catch_ctrl_c()
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog=__doc__.split("\n", 2)[2])
-    p.add_argument("run", nargs="?", help="a run folder, e.g. models/gru_bracket_20261122_101500_1min")
-    p.add_argument("--latest", action="store_true", help="serve the newest run")
+    add_run_args(p, "serve")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--max-inputs", type=int, default=256, help="most problems in one request (default 256)")
     p.add_argument("--max-input-len", type=int, help="longest problem in characters (default: 4x the task's longest)")
-    p.add_argument("--models", default="models", help="where runs live (default models/)")
-    p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")
+    add_device_args(p)
     add_runtime_argument(p)
     a = p.parse_args(argv)
     try:
@@ -221,11 +222,11 @@ def main(argv=None):
             raise RunError(f"port {a.port} is not between 1 and 65535")
         if a.max_inputs < 1 or (a.max_input_len is not None and a.max_input_len < 1):
             raise RunError("--max-inputs and --max-input-len must be at least 1")
-        device = pick_device(a.device)
-        run = load_run(pick_run(a.run, a.latest, a.models, "serve"), device, a.runtime)
+        device = use_device(a)
+        run = load_run(pick_run(a.run, a.latest, a.models_dir, "serve"), device, a.runtime)
         if (reason := port_free(a.host, a.port)) is not None:
             raise RunError(f"cannot listen on {a.host}:{a.port} ({reason}); choose another with --port or --host")
-    except RunError as e:
+    except UserError as e:
         fail(str(e))
     app = create_app(run, device, a.max_inputs, a.max_input_len, a.runtime)
     print(f"serving {run.path} ({run.config['arch']}, {run.task.name}) on {device} at http://{a.host}:{a.port}/ "

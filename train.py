@@ -19,11 +19,12 @@ however busy the machine is. That is the budget for comparing two settings; a ti
 one for asking what a machine buys in ten minutes.
 """
 import os
-import signal
 import sys
 
-if __name__ == "__main__":  # Ctrl-C while the imports below load: exit 130 without a traceback
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # no exception into a C++ import
+import cli
+
+if __name__ == "__main__":
+    cli.quiet_ctrl_c()  # Ctrl-C while the imports below load: exit 130 without a traceback
 
 import argparse
 import math
@@ -41,8 +42,9 @@ import evaluate
 import layouts
 import lora
 from codec import Batch, Codec
-from runs import (Parser, RunError, clean_stale, fail, load_optimizer_state, load_run, machine, new_run_dir, pick_device, read_json,
-                  save_run_or_rescue, versions)
+from cli import Parser, UserError, add_device_args, add_models_dir, ask, fail, pick_device
+from files import clean_stale
+from runs import RunError, load_optimizer_state, load_run, machine, new_run_dir, read_json, save_run_or_rescue, versions
 from tasks import codec_of, make_task
 
 UNITS = {"s": 1, "sec": 1, "min": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
@@ -97,10 +99,7 @@ def parse_choice(text: str) -> tuple[str, str]:
     parts = text.split()
     if len(parts) != 2:
         raise ValueError(f"expected an architecture and a budget, e.g. 'gru 10min' (architectures: {', '.join(archs.ARCHS)})")
-    try:
-        arch = archs.resolve(parts[0])
-    except KeyError:
-        raise ValueError(f"unknown architecture {parts[0]!r}; choose one of: {', '.join(archs.ARCHS)}") from None
+    arch = archs.resolve(parts[0])
     Budget.parse(parts[1])
     return arch, parts[1]
 
@@ -108,15 +107,7 @@ def parse_choice(text: str) -> tuple[str, str]:
 def prompt_choice(console: Console) -> tuple[str, str]:
     console.print("Choose a model and a training time, e.g. [bold]gru 1min[/], [bold]tra 10min[/], "
                   "[bold]lstm 1hour[/], [bold]ber 10min[/], [bold]gpt 1min[/] (up to 2days).")
-    while True:
-        try:
-            answer = console.input("Enter the model and training time: ")
-        except EOFError:
-            fail("no answer given")
-        try:
-            return parse_choice(answer)
-        except ValueError as e:
-            console.print(f"[red]{e}[/red] Try again.")
+    return ask("Enter the model and training time: ", parse_choice, console)
 
 
 @dataclass
@@ -201,11 +192,8 @@ def setup_model(cfg: TrainConfig, device, console):
 
 def new_model_settings(arch, task, codec, overrides: dict) -> dict:
     """A new model's settings for the task: the architecture's task defaults under `overrides` (--set),
-    and what the codec and task fix (vocabulary size, digit ids for places, ber's answer slots)."""
-    settings = with_codec({**archs.task_defaults(arch, task), **overrides}, codec)
-    if arch == "ber":
-        settings.setdefault("n_slots", task.max_target_len() + 1)
-    return settings
+    and what the codec fixes (vocabulary size, digit ids for places)."""
+    return with_codec({**archs.task_defaults(arch, task), **overrides}, codec)
 
 
 def with_codec(settings: dict, codec) -> dict:
@@ -230,8 +218,9 @@ def fill_train_settings(cfg: TrainConfig, task):
 def from_parent(parent, arch, task, console):
     """A model with the parent run's architecture, settings and weights, for a new task: the
     parent's codec with the task's new symbols appended (the parent's ids stay; embedding and head
-    rows for the new ones start fresh), and for ber more answer slots when the task's answers are
-    longer. Says in one line what it added. Returns (model, codec, model settings)."""
+    rows for the new ones start fresh), and the settings the architecture sizes by the task
+    (GROWN_BY_TASK: ber's answer slots) enlarged where the task needs more. Says in one line what
+    it added. Returns (model, codec, model settings)."""
     if archs.resolve(parent.config["arch"]) != arch:
         raise RunError(f"{parent.path} is a {parent.config['arch']} run; --init-from keeps the parent's architecture "
                        f"(python train.py {parent.config['arch']} ... --init-from {parent.path})")
@@ -241,10 +230,12 @@ def from_parent(parent, arch, task, console):
     if new:
         console.print(f"added to the parent's codec: {' '.join(new)} ({len(parent.codec)} -> {len(codec)} tokens; "
                       "their embeddings start fresh)", soft_wrap=True)
-    if arch == "ber" and task.max_target_len() + 1 > settings["n_slots"]:
-        console.print(f"ber answer slots {settings['n_slots']} -> {task.max_target_len() + 1} for this task's longer answers "
-                      "(the new slots start fresh)", soft_wrap=True)
-        settings["n_slots"] = task.max_target_len() + 1
+    needs = archs.task_defaults(arch, task)
+    for k in archs.ARCHS[arch].GROWN_BY_TASK:
+        if needs[k] > settings[k]:
+            console.print(f"{arch} {k} {settings[k]} -> {needs[k]} for this task's longer answers (the new ones start fresh)",
+                          soft_wrap=True)
+            settings[k] = needs[k]
     model, settings = archs.build(arch, settings)
     own = model.state_dict()
     with torch.no_grad():
@@ -480,23 +471,18 @@ def parse_set(items) -> dict:
     return out
 
 
-DATA_FLAGS = ("task", "min_len", "max_len", "max_depth", "kinds", "ood_min_len", "ood_max_len", "ops", "digits",
-              "negatives", "decimals", "format", "ood_min_digits", "ood_max_digits", "train_size", "val_size",
-              "test_size", "ood_size", "data_seed")
-
-
 def resume_check(p, a, arch, console):
-    """--resume continues a run on its own model and data: refuse the flags that cannot apply,
-    and say what is reused."""
+    """--resume continues a run on its own model and data: refuse the flags that say otherwise
+    (dataset.check_kept) and --set, and say what is reused."""
     if not os.path.isdir(a.resume):
         raise RunError(f"no run folder at {a.resume}")
     old = read_json(os.path.join(a.resume, "config.json"))
     if old.get("arch") != arch:
         raise RunError(f"{a.resume} is a {old.get('arch')} run, not {arch}; --resume continues it as it was")
-    given = [k for k in DATA_FLAGS if getattr(a, k) != p.get_default(k)] + (["set"] if a.set else [])
-    if given:
-        raise RunError(f"--{given[0].replace('_', '-')} cannot apply with --resume: a resumed run keeps its own data "
-                       "and model settings (train a new run for others)")
+    keeps = "a resumed run keeps its own data and model settings (train a new run for others)"
+    if a.set:
+        raise RunError(f"--set cannot apply with --resume: {keeps}")
+    D.check_kept(a, p, D.DataSpec(**old["data"]), a.resume, keeps)
     has_opt = os.path.isfile(os.path.join(a.resume, "optimizer.pt"))
     console.print(f"resuming {a.resume}: its weights, data and settings"
                   + (" and optimizer state" if has_opt else "; optimizer.pt is missing, so the optimizer starts afresh"))
@@ -541,10 +527,9 @@ def build_parser():
     g.add_argument("--precision", choices=["fp32", "bf16"],
                    help="bf16: forward pass and loss under bfloat16 autocast, weights stay float32 (default fp32)")
     g.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default 0)")
-    g.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")
-    g.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    add_device_args(g)
     g.add_argument("--no-bucket", action="store_true", help="do not batch examples of similar length together")
-    g.add_argument("--models-dir", default="models")
+    add_models_dir(g)
     g.add_argument("--resume", metavar="RUN", help="continue a saved run (its model, data and settings) with a new budget")
     g = p.add_argument_group("fine-tuning")
     g.add_argument("--init-from", metavar="RUN", help="start from a saved run's weights and codec, on the task given here")
@@ -556,7 +541,7 @@ def build_parser():
 
 
 def main(argv=None):
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    cli.catch_ctrl_c()
     p = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) >= 2 and re.match(r"-\d", argv[1]):  # argparse would take `-1min` for an option
@@ -586,7 +571,7 @@ def main(argv=None):
         m = train(cfg, console)
         if m["save_problem"]:
             fail(f"{m['save_problem']}; the run is saved at {m['run']} instead (move it under {cfg.models_dir}/ to use it there)", 1)
-    except (ValueError, RunError, D.DataError) as e:
+    except (ValueError, UserError) as e:
         fail(str(e))
     except KeyboardInterrupt:
         fail("interrupted; nothing was saved", 130)

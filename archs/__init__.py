@@ -1,24 +1,41 @@
-"""The architecture registry: short name -> module. Each module defines `Config` (a dataclass whose
-vocab_size is the run codec's size), `Model(cfg)`: a tensor function named by its `layout`
-(decoder, encdec or slots: layouts.py says what each takes and returns), `TRAIN_DEFAULTS` and
-`search_space(trial)` for hyper.py, and may define `task_defaults(task)` and `task_train_defaults(task)`:
-model and training settings that suit a task better than Config's and TRAIN_DEFAULTS, each with its
-measurement (weight decay for * and / is one rule for all five: `train_defaults`). Adding an
-architecture means one file and one line here."""
+"""The architecture registry: short name -> module. Each module is one architecture and provides
+what `Arch` below declares; adding an architecture is one file and one line in ARCHS (README:
+Adding an architecture). Models are tensor functions named by their `layout` (layouts.py); they
+know nothing of tasks: a task reaches an architecture only through `task_defaults(task)`, which
+reads the task's declared Traits and answer length (tasks/common.py), never its options."""
 from dataclasses import asdict, fields
+from typing import Protocol
 
 from archs import ber, gpt, gru, lstm, tra
-from archs.common import multiplies, n_params  # noqa: F401
+from archs.common import n_params  # noqa: F401
 
 ARCHS = {"gru": gru, "tra": tra, "lstm": lstm, "ber": ber, "gpt": gpt}
 ALIASES = {"transformer": "tra", "bert": "ber", "encoder-decoder": "tra"}
 
 
+class Arch(Protocol):
+    """What an architecture module provides."""
+    Config: type                  # dataclass of model settings; vocab_size is the run codec's size
+    Model: type                   # Model(cfg): an nn.Module with a `layout` attribute (layouts.py)
+    TRAIN_DEFAULTS: dict          # lr, batch_size, optionally warmup, weight_decay
+    GROWN_BY_TASK: tuple          # settings task_defaults sizes to a task's answers, which
+                                  # --init-from enlarges for a longer-answered task (ber: n_slots)
+
+    def search_space(self, trial) -> dict: ...      # {"model": {...}, "train": {...}} for hyper.py
+    def task_defaults(self, task) -> dict: ...      # model settings for a task (below --set)
+    def task_train_defaults(self, task) -> dict: ...  # training settings for a task (below flags)
+
+
+class UnknownArch(ValueError):
+    def __init__(self, name):
+        super().__init__(f"unknown architecture {name!r}; choose one of: {', '.join(ARCHS)}")
+
+
 def resolve(name: str) -> str:
-    """Short name of an architecture given its short or long name; KeyError if unknown."""
-    key = ALIASES.get(name.lower(), name.lower())
+    """Short name of an architecture given its short or long name; UnknownArch if there is none."""
+    key = ALIASES.get(str(name).lower(), str(name).lower())
     if key not in ARCHS:
-        raise KeyError(name)
+        raise UnknownArch(name)
     return key
 
 
@@ -38,26 +55,13 @@ def build(arch: str, overrides: dict | None = None):
 
 def task_defaults(arch: str, task) -> dict:
     """The model settings the architecture prefers for this task (below --set, above Config's)."""
-    prefer = getattr(ARCHS[arch], "task_defaults", None)
-    return prefer(task) if prefer else {}
+    return ARCHS[arch].task_defaults(task)
 
 
 def train_defaults(arch: str, task) -> dict:
-    """The architecture's TRAIN_DEFAULTS, and weight decay 0.1 for arithmetic with * or / (below
-    train.py's flags). The four-operation set (2 digits, negatives, decimals, --format scratch,
-    1,000,000 training problems), 2 cores, with weight decay against without:
-      gpt  30000steps, seeds 0-2: 97.85 / 98.05 / 97.85% against 93.25 / 91.95 / 85.10%; every
-           operation rose, multiplication most, and the spread between seeds fell from 8 points to 0.2.
-      gru  10min, seed 0: 87.10% in 52,911 steps; bench seeds 0-2 87.05 / 88.05 / 87.05% against
-           65.70-66.45% in twice the steps (seeds 0, 1; multiplication 36-40% -> 62.28%).
-      lstm 10min, seed 0: 90.85% in 65,816 steps; bench seeds 0-2 91.15 / 91.10 / 91.05% against
-           85.80-86.25% in 166,000-169,000 steps (seeds 0, 1).
-      tra  width 32, 51,261 steps, seed 0: 81.20% against 79.60% (within two seeds' spread).
-      ber  10min, bench seeds 0-2: 75.40 / 73.05 / 74.40% (median 74.40%, 20,548 steps) against
-           72.50 / 62.70 / 49.15% (2026-11-24 to 12-01); measured with it and not kept (seed 0):
-           four layers 53.80% (10,586 steps), refine=True 27.95% (18,547 steps).
-    (gru and lstm figures are from one layer; two layers are their default for * and / since.)
-    An architecture's own task_train_defaults comes last (gru: weight decay on bracket closing)."""
+    """The architecture's TRAIN_DEFAULTS, then weight decay 0.1 where the task multiplies (one
+    rule for all five; docs/defaults.md), then the architecture's own task_train_defaults (all
+    below train.py's flags)."""
     mod = ARCHS[arch]
-    own = getattr(mod, "task_train_defaults", None)
-    return {**mod.TRAIN_DEFAULTS, **({"weight_decay": 0.1} if multiplies(task) else {}), **(own(task) if own else {})}
+    shared = {"weight_decay": 0.1} if task.traits().multiplies else {}
+    return {**mod.TRAIN_DEFAULTS, **shared, **mod.task_train_defaults(task)}

@@ -8,15 +8,14 @@ With `refine=True` training and decoding follow Mask-Predict (Ghazvininejad et a
 the rest, so the model learns to complete partial answers; decoding starts from all-<mask> and
 fills the surest slot of each row per pass until the answer up to its <eos> is complete (at most
 n_slots passes, any order). The default fills every slot in one pass and cuts at the first
-<eos>: on bracket with a 1min budget (batch 128) it reached 57% against refine's 16% (refine learns more
-slowly; it is kept as a switch for longer budgets).
+<eos>; refine learns more slowly and is kept as a switch for longer budgets (docs/defaults.md).
 """
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, DigitPlaces, Positions, adds_reversed, check_vocab, init_weights
+from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights
 from codec import MASK, PAD
 
 
@@ -27,7 +26,7 @@ class Config:
     d_model: int = 64
     dropout: float = 0.0
     pos: str = "alibi"  # alibi | rope | none (see archs/common.py)
-    n_slots: int = 16  # train.py sets it to the task's longest answer + 1
+    n_slots: int = 16  # task_defaults sets it to the task's longest answer + 1
     refine: bool = False  # Mask-Predict training and decoding (see above); False: one pass
     places: bool = False  # digit place embeddings of the prompt (archs/common.py DigitPlaces)
     place_bias: int = 0  # > 0: slot k reads the prompt's digits by place difference from place k (DigitPlaces)
@@ -36,23 +35,20 @@ class Config:
     point_id: int = -1
 
 
-# Training defaults for this architecture (train.py flags override them). Batch 64: bracket 1min,
-# seed 0, 93.2% in 2339 steps, against 60.9% with batch 128 and 52.6% with batch 32.
+# Training defaults for this architecture (train.py flags override them; docs/defaults.md).
 TRAIN_DEFAULTS = {"lr": 3e-3, "batch_size": 64}
+GROWN_BY_TASK = ("n_slots",)
 
 
 def task_defaults(task) -> dict:
-    """A place bias for + and - with reversed answers (place_bias=2, as gpt's): answer slot k reads
-    the prompt's digits by their place relative to place k (archs/common.py DigitPlaces), so the
-    slot that writes a digit finds both operands' digits of its place and of the place below
-    without counting positions. + and - up to 3 digits, reversed, 3min, seed 0, 2 cores,
-    2026-12-01, one sitting: 98.30% test and 57.70% on 4-digit operands (14,249 steps), against
-    49.45% and 0.20% without (16,785 steps; bench 10min without, 2026-11-22: 78.80% and 0.70%).
-    5- and 6-digit operands stay at 0.00%: their answers need slots that training never filled.
-    Bench under it (arith-addsub-10min, seeds 0-2, 2026-12-01, 38,703-43,090 steps): 99.95 / 100.00 /
-    99.95% test, 46.65 / 69.30 / 66.60% on 4 digits, 0.05 / 25.90 / 1.25% on 5-6."""
-    if adds_reversed(task):
-        return {"place_bias": 2}
+    """Answer slots for the task's longest answer and its <eos>; a digit place bias (place_bias=2,
+    as gpt's) where answers are written digit by digit from the lowest place: answer slot k reads
+    the prompt's digits by their place relative to place k (archs/common.py DigitPlaces)."""
+    slots = {"n_slots": task.max_target_len() + 1}
+    return {**slots, "place_bias": 2} if task.traits().digit_aligned else slots
+
+
+def task_train_defaults(task) -> dict:
     return {}
 
 

@@ -6,7 +6,7 @@ relative distance, so a model trained on inputs of length 1..30 meets nothing ne
 and the heads with small slopes still see the whole sequence (needed to find an opener far back).
 `rope` (rotary, relative but with frequencies never seen past the training length) and `none`
 (NoPE: a causal mask alone lets a decoder count positions) are switches; gpt takes `none` on
-bracket closing, where it generalised to longer inputs better than ALiBi (archs/gpt.py).
+nested tasks (archs/gpt.py task_defaults).
 
 A distance penalty is symmetric, so in a bidirectional stack (tra's encoder, ber) ALiBi alone
 cannot tell left from right; there half the heads attend to the left (and themselves) and half
@@ -25,18 +25,6 @@ from codec import SEP
 
 
 POS_KINDS = ("alibi", "rope", "none")
-
-
-def multiplies(task) -> bool:
-    """Arithmetic with * or /: the tasks where weight decay helped every architecture measured
-    (archs.train_defaults gives the figures) and where gru, lstm and tra take more depth."""
-    return task.name == "arith" and bool(set(task.cfg.ops) & set("*/"))
-
-
-def adds_reversed(task) -> bool:
-    """Arithmetic with + and - alone and reversed answers: where gpt, tra and ber take the digit
-    place bias (DigitPlaces) by default."""
-    return task.name == "arith" and task.cfg.format == "reversed" and set(task.cfg.ops) <= set("+-")
 
 
 def positions(valid: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, DigitPlaces, Positions, adds_reversed, check_vocab, init_weights, layer_caches, stack_caches
+from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights, layer_caches, stack_caches
 from codec import PAD
 
 
@@ -23,43 +23,23 @@ class Config:
     point_id: int = -1
 
 
-# Training defaults for this architecture (train.py flags override them). Batch 64 rather than 128:
-# bracket 1min, seed 0, 100.0% in 4162 steps (batch 128: 99.4% in 2684 steps on an equally fast day);
-# lr 6e-3 with batch 64 fell to 86.5%.
+# Training defaults for this architecture (train.py flags override them; docs/defaults.md).
 TRAIN_DEFAULTS = {"lr": 3e-3, "batch_size": 64}
+GROWN_BY_TASK = ()
 
 
 def task_defaults(task) -> dict:
-    """No position encoding (NoPE: the causal mask alone) for bracket closing. Bracket 10min, seed 0,
-    2 cores, 2026-11-24: 100.00% test, 98.90% on lengths 31..60 and 64.85% on 61..120 (39,879
-    steps), where ALiBi scored 100.00%, 97.15% and 39.85% (bench bracket-10min, 34,235 steps), as
-    Kazemnejad et al. (2023) report for decoders on length generalisation; weight decay 0.1 with
-    ALiBi scored 94.45% and 34.05%. Bench under this default: bracket-10min 100.00 / 98.55 / 50.35%
-    (41,992 steps); bracket-1min seeds 0-2 99.95 / 100.00 / 99.95%, lengths 31..60 95.65 / 92.85 /
-    92.20% (ALiBi's medians: 99.70% and 86.00%).
-
-    A place bias for + and - with reversed answers (place_bias=2: attention by digit place
-    difference, archs/common.py DigitPlaces), and no place embeddings. + and - up to 3 digits,
-    reversed, 3min, 2 cores, 2026-12-01, one sitting (8,700-11,000 steps each), test / 4-digit
-    operands (OOD) / 5-6 digits (OOD2):
-      place bias 2, no embeddings   seed 0 99.85 / 91.80 / 37.80%   seed 1 95.60 / 65.95 / 24.50%
-      place embeddings (before)     seed 0 92.40 / 46.10%           seed 1 93.75 / 57.10%
-      place bias 2 and embeddings   seed 0 98.60 / 73.10 / 26.55%
-      place bias 1 (3) instead of 2 seed 0 97.10 / 68.40 / 12.30%  (96.20 / 33.95 / 3.60%)
-      place bias 2 with pos=none    seed 0 10.25 / 0.00%
-    A reach of 2 lumps every difference of two places or more together, so the differences of
-    longer numbers fall in an entry training filled; ALiBi stays to tell the operands apart.
-    Bench under this default (arith-addsub-10min, seeds 0-2, 2026-12-01, 31,036-33,932 steps):
-    100.00% test each, 99.05 / 99.55 / 91.35% on 4 digits, 94.35 / 95.50 / 58.10% on 5-6.
-    The embeddings (Abacus, with random offsets; gpt's default from 2026-11-24 to 2026-12-01) had
-    taken 10min runs from 95.55% and 0.05% OOD to 99.95% and 66.30% (seed 0), then 99.40 / 97.10 /
-    98.45% and 42.85 / 19.20 / 25.05% in bench, seeds 0-2; with weight decay 0.1 (seed 0) 99.95% and
-    13.45%, so + and - keep none. Neither for * and /: on the four-operation set (reversed, 2 digits,
-    negatives, decimals, same afternoon) place embeddings scored 84.35% against 87.10% without."""
-    if adds_reversed(task):
+    """A digit place bias (place_bias=2, archs/common.py DigitPlaces) where answers are written
+    digit by digit from the lowest place; no position encoding (NoPE: the causal mask alone) on
+    nested tasks, where it generalises to longer inputs better than ALiBi (docs/defaults.md)."""
+    if task.traits().digit_aligned:
         return {"place_bias": 2}
-    if task.name == "bracket":
+    if task.traits().nested:
         return {"pos": "none"}
+    return {}
+
+
+def task_train_defaults(task) -> dict:
     return {}
 
 

@@ -23,11 +23,10 @@ class Config:
     point_id: int = -1
 
 
-# Training defaults for gru and lstm (train.py flags override them). From hyper.py study gru-bracket-1min
-# (best trial: d=128, one layer, lr 6.4e-3, batch 64, 4.4% warm-up; val 97.2% against 92.1% for lr 3e-3,
-# batch 128). Smaller batches give twice the steps in a budget; lstm gains as much (bracket 1min, seed 0:
-# 99.9% against 99.8%).
+# Training defaults for gru and lstm (train.py flags override them): the best trial of a hyper.py
+# study on bracket 1min (docs/defaults.md).
 TRAIN_DEFAULTS = {"lr": 6.4e-3, "batch_size": 64, "warmup": 0.044}
+GROWN_BY_TASK = ()
 
 
 def search_space(trial):
@@ -43,8 +42,7 @@ def search_space(trial):
 def cpu_has_bf16_lstm() -> bool:
     """Whether this CPU's oneDNN has a bfloat16 LSTM kernel. It has one where the CPU has AVX512-BF16
     or AMX; elsewhere (AVX2 machines) nn.LSTM under CPU bfloat16 autocast raises "could not create
-    a primitive descriptor". Where it has one, bf16 trains lstm faster (2 cores, AMX, d_model 128,
-    batch 64, 30 tokens: 3.6 ms a step against 6.2 ms in float32; two layers 6.7 against 17.4)."""
+    a primitive descriptor". Where it has one, bf16 trains lstm faster (docs/defaults.md)."""
     try:
         with torch.autocast("cpu", torch.bfloat16):
             out, _ = nn.LSTM(8, 8, batch_first=True)(torch.zeros(1, 2, 8, requires_grad=True))
@@ -65,8 +63,7 @@ class RNNLM(nn.Module):
         rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell]
         self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         # Only the embedding is drawn from N(0, 0.02); the recurrent cell and the head keep PyTorch's
-        # defaults. Measured on bracket 1min (gru, seeds 0-2): 98.4% median test exact match, against
-        # 98.0% with the head drawn from N(0, 0.02) too (the attention models' init_weights).
+        # defaults (docs/defaults.md: better than the attention models' init_weights here).
         nn.init.normal_(self.emb.weight, std=0.02)
         self.rnn = rnn(cfg.d_model, cfg.d_model, cfg.n_layer, batch_first=True,
                        dropout=cfg.dropout if cfg.n_layer > 1 else 0.0)

@@ -5,16 +5,14 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from archs.common import (POS_KINDS, Block, DigitPlaces, Positions, adds_reversed, check_vocab, cross_bias, init_weights, layer_caches, multiplies,
+from archs.common import (POS_KINDS, Block, DigitPlaces, Positions, check_vocab, cross_bias, init_weights, layer_caches,
                           stack_caches)
 from codec import PAD
 
 
 @dataclass
 class Config:
-    # Defaults from hyper.py study tra-bracket-1min-s2 (49 one-minute trials on bracket, trial 36):
-    # one layer each side, two heads (one looking left, one right in the encoder) and a gentler,
-    # longer-warmed learning rate took bracket 1min from 13% (2x4 heads, d=64, lr 3e-3) to 99%.
+    # Defaults: the best trial of a hyper.py study on bracket 1min (docs/defaults.md).
     n_layer: int = 1  # encoder layers; the decoder has as many
     n_head: int = 2
     d_model: int = 32
@@ -29,33 +27,21 @@ class Config:
 
 # Training defaults for this architecture (train.py flags override them).
 TRAIN_DEFAULTS = {"lr": 1.6e-3, "batch_size": 128, "warmup": 0.09}
+GROWN_BY_TASK = ()
 
 
 def task_defaults(task) -> dict:
-    """Two layers each side at width 64 (235,200 parameters) for arithmetic with * or /. The
-    four-operation set below, 10min, seed 0, 2 cores, 2026-11-24: 99.50% in 28,370 steps (OOD
-    13.70%; × 99.81%, + 99.62%, − 99.49%, ÷ 98.89%), against one layer's bench runs, 91.00-92.15%
-    (median 32,260 steps, × 72.53%): the partial products need the second layer, not more steps.
-
-    Width 64 (118,464 parameters, against 30,560 at the bracket width 32) for arithmetic with *
-    or /. The four-operation set (2 digits, negatives, decimals, --format scratch, 1,000,000
-    training problems), 10min, seed 0, 2 cores, both with weight decay 0.1, the same morning:
-    91.75% in 31,127 steps against 81.20% in 51,261 (division 98.06% against 86.15%,
-    multiplication 72.15% against 47.78%). Width 64 without weight decay was not measured. With
-    both, bench arith-four-10min seeds 0, 1, 2: 92.05 / 91.00 / 92.15% (without either, seeds 0, 1:
-    85.15 / 82.50%).
-
-    A place bias on the cross-attention for + and - with reversed answers (place_bias=2: the
-    answer's queries read the prompt's digits by place difference, archs/common.py DigitPlaces).
-    + and - up to 3 digits, reversed, 3min, seed 0, 2 cores, 2026-12-01, one sitting: 94.45% test,
-    81.95% on 4-digit operands, 45.55% on 5-6 digits (10,026 steps), against 69.05%, 0.30% and
-    0.00% without (10,326 steps; bench 10min without: 98.00% and 0.00%). Bench under it
-    (arith-addsub-10min, seeds 0-2, 2026-12-01, 29,524-36,086 steps): 98.10 / 97.75 / 98.15% test,
-    82.40 / 82.80 / 83.40% on 4 digits, 39.20 / 33.30 / 44.70% on 5-6."""
-    if multiplies(task):
+    """Two layers each side at width 64 where the task multiplies (the partial products need the
+    second layer); a digit place bias on the cross-attention (place_bias=2, archs/common.py
+    DigitPlaces) where answers are written digit by digit from the lowest place (docs/defaults.md)."""
+    if task.traits().multiplies:
         return {"d_model": 64, "n_layer": 2}
-    if adds_reversed(task):
+    if task.traits().digit_aligned:
         return {"place_bias": 2}
+    return {}
+
+
+def task_train_defaults(task) -> dict:
     return {}
 
 

@@ -33,7 +33,8 @@ import archs  # noqa: E402
 import dataset as D  # noqa: E402
 from tasks import make_task  # noqa: E402
 import evaluate  # noqa: E402
-from runs import RunError, fail, load_run  # noqa: E402
+from cli import fail  # noqa: E402
+from runs import RunError, load_run  # noqa: E402
 from train import TrainConfig, parse_budget, train  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "bench", "results", "finetune.csv")
@@ -103,19 +104,19 @@ def main(argv=None):
     a = p.parse_args(argv)
     try:
         names = [n for n in a.only.split(",") if n]
-        bad = [n for n in names if n not in PROTOCOLS] + [x for x in a.archs.split(",") if x.lower() not in {*archs.ARCHS, *archs.ALIASES}]
-        if bad:
-            raise RunError(f"unknown protocol or architecture {bad[0]!r}")
+        if bad := [n for n in names if n not in PROTOCOLS]:
+            raise RunError(f"unknown protocol {bad[0]!r}; choose from {', '.join(PROTOCOLS)}")
+        arch_list = [archs.resolve(x) for x in a.archs.split(",")]
         ranks = [int(r) for r in a.lora.split(",") if r]
         for n in names:
             for b in ("parent_budget", "child_budget", "scratch_budget"):
                 parse_budget(getattr(PROTOCOLS[n], b))
         rows = []
         for n in names:
-            for arch in a.archs.split(","):
+            for arch in arch_list:
                 for seed in (int(s) for s in a.seeds.split(",")):
                     print(f"{n} {arch} seed {seed}", flush=True)
-                    rows += protocol(n, PROTOCOLS[n], archs.resolve(arch), seed, ranks, a.threads)
+                    rows += protocol(n, PROTOCOLS[n], arch, seed, ranks, a.threads)
                     if a.commit:  # as each protocol ends: a stopped bench keeps what it measured
                         old = pd.read_csv(RESULTS) if os.path.isfile(RESULTS) else None
                         new = pd.DataFrame(rows[-(len(ranks) + 3):])

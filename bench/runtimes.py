@@ -28,7 +28,8 @@ import dataset as D  # noqa: E402
 import evaluate  # noqa: E402
 import export  # noqa: E402
 from onnxrun import FILES, RUNTIMES  # noqa: E402
-from runs import RunError, fail, load_run, machine  # noqa: E402
+from cli import fail  # noqa: E402
+from runs import RunError, load_run, machine  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "bench", "results", "runtimes.csv")
 WEIGHTS = {"torch": ("model.safetensors",), **FILES}

@@ -29,7 +29,7 @@ from fractions import Fraction
 
 import torch
 
-from tasks.common import BadInput, DataError, Example, fold
+from tasks.common import BadInput, DataError, Example, Task, Traits, fold, option
 
 FORMATS = ("plain", "reversed", "latex", "scratch")
 NUMBER = r"\d+(?:\.\d+)?"
@@ -40,16 +40,16 @@ SIGNS = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-", "—": "-",
 
 @dataclass
 class ArithConfig:
-    ops: str = "+-*/"
-    digits: int = 2
-    negatives: bool = False
-    decimals: bool = False
-    format: str = "plain"  # plain | reversed | latex | scratch
-    ood_min_digits: int | None = None  # the OOD split's longer operand: None means digits + 1
-    ood_max_digits: int | None = None
+    ops: str = option("+-*/", "operations, a subset of '+-*/'")
+    digits: int = option(2, "most digits per operand")
+    negatives: bool = option(False, "include negative operands")
+    decimals: bool = option(False, "include one-decimal operands")
+    format: str = option("plain", "answer format", choices=FORMATS)
+    ood_min_digits: int | None = option(None, "fewest digits of the OOD split's longer operand (unset: digits+1)")
+    ood_max_digits: int | None = option(None, "most digits of the OOD split's longer operand (unset: ood_min_digits)")
 
 
-class Arith:
+class Arith(Task):
     name = "arith"
     Config = ArithConfig
     breakdowns = ["op", "digits"]
@@ -85,6 +85,10 @@ class Arith:
         if self.cfg.format == "scratch" and "*" in self.cfg.ops:
             return value + d * (2 * d + 1)  # d partial products of at most 2d digits, each with its + or =
         return value
+
+    def traits(self) -> Traits:
+        ops = set(self.cfg.ops)
+        return Traits(multiplies=bool(ops & set("*/")), digit_aligned=self.cfg.format == "reversed" and ops <= set("+-"))
 
     # Operands are whole numbers of tenths, so every check and result below is exact integer math.
     def _operand(self, rng, digits):

@@ -14,20 +14,20 @@ from dataclasses import dataclass
 
 import torch
 
-from tasks.common import BadInput, DataError, Example, fold
+from tasks.common import BadInput, DataError, Example, Task, Traits, option
 
 
 @dataclass
 class BracketConfig:
-    min_len: int = 1
-    max_len: int = 30
-    max_depth: int = 10
-    kinds: str = "()【】{}[]"
-    ood_min_len: int = 31
-    ood_max_len: int = 60
+    min_len: int = option(1, "shortest input")
+    max_len: int = option(30, "longest input")
+    max_depth: int = option(10, "deepest nesting")
+    kinds: str = option("()【】{}[]", "opener/closer pairs")
+    ood_min_len: int = option(31, "shortest OOD input")
+    ood_max_len: int = option(60, "longest OOD input")
 
 
-class Bracket:
+class Bracket(Task):
     name = "bracket"
     Config = BracketConfig
     breakdowns = ["length", "depth"]
@@ -48,6 +48,9 @@ class Bracket:
 
     def max_target_len(self) -> int:
         return self.cfg.max_depth
+
+    def traits(self) -> Traits:
+        return Traits(nested=True)
 
     def max_input_len(self) -> int:
         """The longest input of any split (the OOD split's)."""
@@ -73,10 +76,7 @@ class Bracket:
         return out
 
     # ------------------------------------------------------------------ what people type
-
-    def normalize(self, text: str) -> str:
-        """Spaces removed; full-width brackets typed with an IME, `（`, become `(` (unless a kind)."""
-        return fold(text, set(self.cfg.kinds))
+    # normalize (Task's): spaces removed, full-width brackets typed with an IME, `（`, become `(`.
 
     def check(self, text: str) -> list[str]:
         """Warnings for an input outside what the task trains on; BadInput if no answer exists
@@ -97,11 +97,3 @@ class Bracket:
         if deepest > self.cfg.max_depth:
             warnings.append(f"nesting depth {deepest} is deeper than the {self.cfg.max_depth} it was trained on")
         return warnings
-
-    def scored(self, output: str) -> str:
-        """The part of an answer that exact match compares: all of it."""
-        return output
-
-    def present(self, text: str, output: str) -> dict:
-        """The model's output as shown to people."""
-        return {"answer": output}

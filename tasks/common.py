@@ -1,6 +1,10 @@
-"""What every task shares: the example type and the errors a user can cause."""
+"""What every task shares: the example type, the errors a user can cause, the Task interface and
+the `option` field that declares a task's option once (the scripts build their flags from it)."""
 import unicodedata
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from dataclasses import MISSING, dataclass, field, fields
+
+from cli import UserError
 
 
 @dataclass
@@ -10,12 +14,89 @@ class Example:
     meta: dict
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A problem with data the user can fix (bad option, bad file, impossible split); one line."""
 
 
 class BadInput(ValueError):
     """A typed problem that is not a problem of the task (wrong shape, division by zero); one line."""
+
+
+def option(default, help: str, choices=None):
+    """A task option: a Config field whose default, help and choices become the command-line flag
+    `--name` of dataset.py, train.py, hyper.py and bench.py (dataset.add_task_args)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def options_of(config_cls) -> list:
+    """The option fields of a task's Config, each with .name, .type, .default and .metadata."""
+    out = []
+    for f in fields(config_cls):
+        if f.default is MISSING or "help" not in f.metadata:
+            raise TypeError(f"{config_cls.__name__}.{f.name} must be declared with tasks.common.option(default, help)")
+        out.append(f)
+    return out
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What an architecture may tailor its defaults to (archs/*.py task_defaults), so that models
+    never read a task's options. Each trait is a property of the problems, not of a task's name."""
+    nested: bool = False         # answers close what the input left open (a stack: bracket closing)
+    multiplies: bool = False     # answers need partial products (* or /): deeper models, weight decay
+    digit_aligned: bool = False  # answers are written digit by digit from the lowest place, each digit
+                                 # reading the operands' digits of its place (+ and - reversed)
+
+
+class Task(ABC):
+    """A task: its options (`Config`, a dataclass of `option` fields), its symbols, how it samples
+    examples (input, target, meta for the breakdowns named in `breakdowns`), how it reads what
+    people type, and the `traits` architectures may tailor their defaults to. Adding a task is one
+    file with one subclass and one line in tasks/__init__.py (README: Adding a task)."""
+    name: str
+    Config: type
+    breakdowns: list[str] = []
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    @abstractmethod
+    def symbols(self) -> list[str]:
+        """The task's symbols in id order: the codec's tokens after the specials (codec.py)."""
+
+    @abstractmethod
+    def sample(self, gen, n: int, ood: bool = False) -> list[Example]:
+        """n examples drawn from the seeded torch.Generator gen: the training distribution, or
+        with ood the out-of-distribution one (longer inputs, more digits)."""
+
+    @abstractmethod
+    def max_input_len(self) -> int:
+        """The longest input of any split, OOD included, in symbols."""
+
+    @abstractmethod
+    def max_target_len(self) -> int:
+        """The longest target of any split, OOD included, in symbols."""
+
+    @abstractmethod
+    def check(self, text: str) -> list[str]:
+        """Warnings for a (normalised) input outside what the task trains on; BadInput when it
+        is no problem of the task. Symbols the codec lacks are the codec's to report."""
+
+    def traits(self) -> Traits:
+        return Traits()
+
+    def normalize(self, text: str) -> str:
+        """What people type, in the task's form: by default spaces removed and full-width
+        characters folded to their ASCII twins, except the task's own symbols."""
+        return fold(text, set(self.symbols()))
+
+    def scored(self, output: str) -> str:
+        """The part of an answer that exact match compares: by default all of it."""
+        return output
+
+    def present(self, text: str, output: str) -> dict:
+        """The model's output as shown to people."""
+        return {"answer": output}
 
 
 def fold(text: str, keep) -> str:

@@ -153,10 +153,19 @@ def test_token_cache(tmp_path):
         D.load_batch(folder, "train", codec)
 
 
-def test_too_small_space_is_a_clear_error(tmp_path):
+def test_a_small_problem_space_fills_what_it_can(tmp_path, capsys):
+    """Splits of a problem space smaller than asked take every distinct input there is, say so in
+    one line each, and stay disjoint; only an empty split is an error."""
     spec = D.DataSpec("arith", {"digits": 1, "ops": "+"}, 100, 10, 2000, 10)
-    with pytest.raises(D.DataError, match="too small"):
-        D.prepare(spec, tmp_path)
+    folder = D.prepare(spec, tmp_path)
+    val, test = D.load_split(folder, "val"), D.load_split(folder, "test")
+    assert 0 < len(val) < 10 and 0 < len(test) < 2000 and len(D.load_split(folder, "train")) == 100
+    assert len({e.input for e in test}) == len(test) and not {e.input for e in val} & {e.input for e in test}
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 2 and "val" in notes[0] and "test" in notes[1]
+    one = D.DataSpec("bracket", {"kinds": "()", "min_len": 1, "max_len": 1, "ood_min_len": 1, "ood_max_len": 1}, 10, 1, 1, 1)
+    with pytest.raises(D.DataError, match="no (val|test|train) inputs"):
+        D.prepare(one, tmp_path)
 
 
 def test_layouts():

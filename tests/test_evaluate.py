@@ -146,7 +146,7 @@ def test_leaderboard_lists_unusable_runs_apart(trained_run, tmp_path):
     (root / "unknown_arch" / "config.json").write_text(json.dumps({**config, "arch": "mamba"}))
     shutil.copytree(run, root / "null_arch")
     (root / "null_arch" / "config.json").write_text(json.dumps({**config, "arch": None}))
-    p, _ = run_cli("evaluate.py", "--all", "--models", str(root), cwd=cwd, env={"COLUMNS": "200"})
+    p, _ = run_cli("evaluate.py", "--all", "--models-dir", str(root), cwd=cwd, env={"COLUMNS": "200"})
     assert p.returncode == 0, p.stderr
     ranked = (root / "leaderboard.csv").read_text()
     assert "good" in ranked and not any(x in ranked for x in ("truncated", "unknown_arch", "null_arch"))

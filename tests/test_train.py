@@ -136,7 +136,7 @@ def test_resume_continues_a_run(tmp_path):
     for flags in (["--task", "arith"], ["--set", "d_model=64"], ["--max-len", "20"]):
         p = run_main("train.py", "gpt", "3s", "--resume", f"models/{first}", *flags, cwd=tmp_path)
         assert_one_line_error(p)
-        assert "cannot apply with --resume" in p.stderr and flags[0] in p.stderr
+        assert "a resumed run keeps its own data" in p.stderr and flags[0] in p.stderr
     assert "and optimizer state" in run_cli("train.py", "gpt", "1s", "--resume", f"models/{first}", cwd=tmp_path)[0].stdout
     os.unlink(tmp_path / "models" / second / "optimizer.pt")
     p, _ = run_cli("train.py", "gpt", "1s", "--resume", f"models/{second}", cwd=tmp_path)

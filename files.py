@@ -1,0 +1,80 @@
+"""Files written so that a killed process never leaves a half-written one: atomic writes (a hidden
+temporary name in the same folder, then one rename), hidden temporary folders, and the cleanup of
+what killed writers left behind."""
+import json
+import os
+import shutil
+import tempfile
+import time
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()
+TMP = ".tmp-"  # hidden temporary files and folders: .tmp-<pid>-<random>, the pid being their writer's
+
+
+def tmp_dir(parent) -> str:
+    """A hidden temporary folder in parent, named after this process, with the permissions the
+    user's umask gives (not mkdtemp's 0700, which locks other users out of a shared volume)."""
+    path = tempfile.mkdtemp(prefix=f"{TMP}{os.getpid()}-", dir=parent)
+    os.chmod(path, 0o777 & ~UMASK)
+    return path
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def clean_stale(parent) -> list[str]:
+    """Remove the hidden temporary files and folders that killed processes left in parent: those
+    whose writer no longer runs (older names without a pid: when over a day old). Returns them."""
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(TMP):
+            continue
+        path = os.path.join(parent, name)
+        pid = name[len(TMP):].split("-", 1)[0]
+        try:
+            stale = not pid_alive(int(pid)) if pid.isdigit() else time.time() - os.path.getmtime(path) > 86400
+            if stale:
+                shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+                removed.append(path)
+        except OSError:  # gone meanwhile, or not ours to remove
+            pass
+    return removed
+
+
+def write_text(path, text: str):
+    """Write a file atomically (temporary file in the same folder, then rename); on failure
+    (a full disk) the temporary file is removed and the OSError raised."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP}{os.getpid()}-", dir=os.path.dirname(path) or ".")
+    os.chmod(tmp, 0o666 & ~UMASK)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = path
+        raise
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
