@@ -3,9 +3,10 @@ task is one file and one line here."""
 from codec import Codec
 from tasks.arith import Arith
 from tasks.bracket import Bracket
+from tasks.reverse import Reverse
 from tasks.common import BadInput, DataError, Example, Task, Traits, options_of  # noqa: F401
 
-TASKS = {"bracket": Bracket, "arith": Arith}
+TASKS = {"bracket": Bracket, "arith": Arith, "reverse": Reverse}
 
 
 def make_task(name: str, config: dict | None = None) -> Task:
