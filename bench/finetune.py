@@ -1,8 +1,8 @@
 """Benchmark of fine-tuning: transfer from a parent task, LoRA against full fine-tuning, and
 forgetting of the parent task.
 
-    python bench/finetune.py                          # both protocols, gpt, seed 0
-    python bench/finetune.py --only bracket --archs gpt,lstm --seeds 0,1,2 --lora 4,8,16 --commit
+    python -m bench.finetune                          # both protocols, gpt, seed 0
+    python -m bench.finetune --only bracket --archs gpt,lstm --seeds 0,1,2 --lora 4,8,16 --commit
 
 A protocol trains a parent run on task A, then from it (train.py's --init-from) children on task
 B: full fine-tuning and LoRA at each rank, all for the same budget; and a run from scratch on B for
@@ -14,7 +14,7 @@ child's codec extends the parent's, so A's problems encode the same way).
     arith     A: + - up to 3 digits, reversed, 5min
               B: the four-operation set (+-*/, 2 digits, negatives, decimals), reversed, 5min   scratch: 10min
 
-Rows are appended to bench/results/finetune.csv with --commit; runs go to bench/runs/. The parent's
+Rows are appended to bench/results/finetune.csv (--commit: and committed); runs go to bench/runs/. The parent's
 row holds its exact match on B's test split (before any fine-tuning) as test_em, and on its own
 test split as parent_task_em.
 """
@@ -26,19 +26,18 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import archs
+import dataset as D
+import evaluate
+from bench.common import RESULTS as RESULTS_DIR
+from bench.common import add_commit_arg, append_rows, git_commit
+from cli import UserError, fail
+from runs import load_run
+from tasks import make_task
+from train import TrainConfig, parse_budget, train
 
-import archs  # noqa: E402
-import dataset as D  # noqa: E402
-from tasks import make_task  # noqa: E402
-import evaluate  # noqa: E402
-from cli import fail  # noqa: E402
-from runs import RunError, load_run  # noqa: E402
-from train import TrainConfig, parse_budget, train  # noqa: E402
-
-RESULTS = os.path.join(ROOT, "bench", "results", "finetune.csv")
-RUNS_DIR = os.path.join(ROOT, "bench", "runs")
+RESULTS = os.path.join(RESULTS_DIR, "finetune.csv")
+RUNS_DIR = os.path.join("bench", "runs")
 
 
 @dataclass
@@ -73,7 +72,7 @@ def row_of(name, arch, seed, variant, budget, m, spec_a) -> dict:
             "test_em": ev["test"]["exact_match"], "ood_em": ev["ood"]["exact_match"], "parent_task_em": parent_em(m["run"], spec_a),
             "trainable_params": m["trainable_params"], "params": m["params"], "steps": m["steps"],
             "steps_per_s": m["steps"] / max(1e-9, m["train_time"]), "date": time.strftime("%Y-%m-%d %H:%M"),
-            "run": os.path.relpath(m["run"], ROOT) if m["run"].startswith(ROOT + os.sep) else m["run"]}
+            "run": m["run"]}
 
 
 def protocol(name, p: Protocol, arch, seed, ranks, threads) -> list[dict]:
@@ -100,12 +99,12 @@ def main(argv=None):
     p.add_argument("--seeds", default="0")
     p.add_argument("--lora", default="4,8,16", help="LoRA ranks to compare with full fine-tuning")
     p.add_argument("--threads", type=int)
-    p.add_argument("--commit", action="store_true", help=f"append the rows to {os.path.relpath(RESULTS, ROOT)}")
+    add_commit_arg(p)
     a = p.parse_args(argv)
     try:
         names = [n for n in a.only.split(",") if n]
         if bad := [n for n in names if n not in PROTOCOLS]:
-            raise RunError(f"unknown protocol {bad[0]!r}; choose from {', '.join(PROTOCOLS)}")
+            raise UserError(f"unknown protocol {bad[0]!r}; choose from {', '.join(PROTOCOLS)}")
         arch_list = [archs.resolve(x) for x in a.archs.split(",")]
         ranks = [int(r) for r in a.lora.split(",") if r]
         for n in names:
@@ -116,12 +115,12 @@ def main(argv=None):
             for arch in arch_list:
                 for seed in (int(s) for s in a.seeds.split(",")):
                     print(f"{n} {arch} seed {seed}", flush=True)
-                    rows += protocol(n, PROTOCOLS[n], arch, seed, ranks, a.threads)
-                    if a.commit:  # as each protocol ends: a stopped bench keeps what it measured
-                        old = pd.read_csv(RESULTS) if os.path.isfile(RESULTS) else None
-                        new = pd.DataFrame(rows[-(len(ranks) + 3):])
-                        pd.concat([old, new] if old is not None else [new]).to_csv(RESULTS, index=False)
-    except (RunError, D.DataError, ValueError) as e:
+                    new = protocol(n, PROTOCOLS[n], arch, seed, ranks, a.threads)
+                    rows += new
+                    append_rows(RESULTS, new)  # as each protocol ends: a stopped bench keeps what it measured
+                    if a.commit:
+                        git_commit(RESULTS, f"bench.finetune: {n} {arch} seed {seed}")
+    except (UserError, ValueError) as e:
         fail(str(e))
     df = pd.DataFrame(rows)
     print(df.drop(columns=["run", "date"]).to_markdown(index=False, floatfmt=".4g"))

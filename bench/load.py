@@ -1,8 +1,8 @@
 """Load benchmark of serve.py: concurrent clients on 127.0.0.1, each making a bounded number of
 single-problem requests over one keep-alive connection.
 
-    python bench/load.py models/<run>                    # 10 clients x 500 requests
-    python bench/load.py models/<run> --clients 10 --requests 500 --commit
+    python -m bench.load models/<run>                    # 10 clients x 500 requests
+    python -m bench.load models/<run> --clients 10 --requests 500 --commit
 
 It starts serve.py as its own process (as a user would), waits for /health, records the server's
 resident memory, fires the requests, records the memory again, and reports requests per second,
@@ -23,8 +23,11 @@ import urllib.request
 
 import pandas as pd
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "bench", "results", "serve_load.csv")
+from bench.common import RESULTS as RESULTS_DIR
+from bench.common import add_commit_arg, append_rows, git_commit
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where serve.py is
+RESULTS = os.path.join(RESULTS_DIR, "serve_load.csv")
 
 
 def rss_mb(pid: int) -> float:
@@ -80,9 +83,8 @@ def main(argv=None):
     p.add_argument("run", help="a run folder")
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--requests", type=int, default=500, help="requests per client (default 500)")
-    p.add_argument("--commit", action="store_true", help="git-commit the results file")
+    add_commit_arg(p)
     a = p.parse_args(argv)
-    sys.path.insert(0, ROOT)
     import torch
     from runs import load_run
     run = load_run(a.run)
@@ -116,13 +118,10 @@ def main(argv=None):
     print(json.dumps(row))
     if errors:
         print(f"errors: {sorted(set(errors))[:5]}", file=sys.stderr)
-    df = pd.concat([pd.read_csv(RESULTS), pd.DataFrame([row])]) if os.path.exists(RESULTS) else pd.DataFrame([row])
-    df.to_csv(RESULTS, index=False)
+    append_rows(RESULTS, [row])
     if a.commit:
-        subprocess.run(["git", "add", RESULTS], cwd=ROOT, check=False)
-        subprocess.run(["git", "commit", "-q", "-m", f"bench: serve load {row['arch']} {row['task']}: "
-                        f"{row['requests_per_s']} req/s, p99 {row['p99_ms']} ms, {row['errors']} errors", "--", RESULTS],
-                       cwd=ROOT, check=False)
+        git_commit(RESULTS, f"bench.load: {row['arch']} {row['task']}: {row['requests_per_s']} req/s, "
+                            f"p99 {row['p99_ms']} ms, {row['errors']} errors")
     return 1 if errors else 0
 
 

@@ -1,8 +1,8 @@
 """Benchmark of a run's three runtimes: PyTorch eager, its ONNX export and the int8 export, run by
 onnxruntime, on the same greedy decoding (evaluate.py's).
 
-    python bench/runtimes.py models/<run> [models/<run> ...]            # exports first if needed
-    python bench/runtimes.py models/<run> --commit                       # append to bench/results/runtimes.csv
+    python -m bench.runtimes models/<run> [models/<run> ...]            # exports first if needed
+    python -m bench.runtimes models/<run> --commit                       # and git-commit bench/results/runtimes.csv
 
 For each run and runtime: exact match on the test and OOD splits (evaluate.evaluate_run, which also
 writes the usual evaluation files), answers that differ from PyTorch's, model file size,
@@ -21,17 +21,16 @@ import time
 
 import pandas as pd
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import evaluate
+import export
+from bench.common import RESULTS as RESULTS_DIR
+from bench.common import add_commit_arg, append_rows, git_commit
+from cli import UserError, fail
+from onnxrun import FILES, RUNTIMES
+import dataset as D
+from runs import RunError, load_run, machine
 
-import dataset as D  # noqa: E402
-import evaluate  # noqa: E402
-import export  # noqa: E402
-from onnxrun import FILES, RUNTIMES  # noqa: E402
-from cli import fail  # noqa: E402
-from runs import RunError, load_run, machine  # noqa: E402
-
-RESULTS = os.path.join(ROOT, "bench", "results", "runtimes.csv")
+RESULTS = os.path.join(RESULTS_DIR, "runtimes.csv")
 WEIGHTS = {"torch": ("model.safetensors",), **FILES}
 
 
@@ -86,21 +85,21 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+", help="run folders")
     p.add_argument("--single", type=int, default=200, help="problems asked one at a time for the latency (default 200)")
-    p.add_argument("--commit", action="store_true", help=f"append the rows to {os.path.relpath(RESULTS, ROOT)}")
+    add_commit_arg(p)
     a = p.parse_args(argv)
     rows = []
     try:
         for path in a.runs:
             print(path.rstrip("/"))
             rows += measure(path.rstrip("/"), a.single)
-    except (RunError, D.DataError, export.onnxrun.OnnxError) as e:
+    except (UserError, export.onnxrun.OnnxError) as e:
         fail(str(e))
     df = pd.DataFrame(rows)
     print(df.drop(columns=["run", "date", "cpu_count"]).to_markdown(index=False, floatfmt=".4g"))
+    append_rows(RESULTS, rows)
+    print(f"appended {len(df)} rows to {RESULTS}")
     if a.commit:
-        old = pd.read_csv(RESULTS) if os.path.isfile(RESULTS) else None
-        pd.concat([old, df] if old is not None else [df]).to_csv(RESULTS, index=False)
-        print(f"appended {len(df)} rows to {RESULTS}")
+        git_commit(RESULTS, f"bench.runtimes: {', '.join(sorted(set(df['arch'])))}")
     return 0
 
 

@@ -19,7 +19,7 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.csv" 2>&1 || true
 "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
   | tee "$out/versions.txt"
-"$py" bench.py --only bracket-1min --seeds 0 --device cuda 2>&1 | tee "$out/bench.log"
+"$py" -m bench --only bracket-1min --seeds 0 --device cuda 2>&1 | tee "$out/bench.log"
 bench=${PIPESTATUS[0]}
 cp bench/results/runs.csv bench/results/README.md "$out/" 2>/dev/null
 parallel=()  # pytest-xdist, where it is installed: the CUDA tests in parallel processes

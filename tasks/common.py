@@ -24,7 +24,7 @@ class BadInput(ValueError):
 
 def option(default, help: str, choices=None):
     """A task option: a Config field whose default, help and choices become the command-line flag
-    `--name` of dataset.py, train.py, hyper.py and bench.py (dataset.add_task_args)."""
+    `--name` of dataset.py, train.py, hyper.py and python -m bench (dataset.add_data_args)."""
     return field(default=default, metadata={"help": help, "choices": choices})
 
 

@@ -13,12 +13,13 @@ SMALL = ["--train-size", "3000", "--val-size", "100", "--test-size", "200", "--o
 
 
 def run_cli(script, *args, cwd, timeout=120, env=None, input=None):
-    """Run one of the project's scripts with no terminal (input, if given, on its standard input);
-    returns (CompletedProcess, seconds)."""
+    """Run one of the project's scripts (`train.py`) or modules (`bench`, `bench.finetune`) with no
+    terminal (input, if given, on its standard input); returns (CompletedProcess, seconds)."""
     t = time.time()
-    p = subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=cwd, capture_output=True, text=True,
+    command = [os.path.join(ROOT, script)] if script.endswith(".py") else ["-m", script]
+    p = subprocess.run([sys.executable, *command, *args], cwd=cwd, capture_output=True, text=True,
                        timeout=timeout, input=input, stdin=subprocess.DEVNULL if input is None else None,
-                       env={**os.environ, **(env or {})})
+                       env={**os.environ, "PYTHONPATH": ROOT, **(env or {})})
     return p, time.time() - t
 
 
@@ -32,7 +33,7 @@ def run_main(script, *args, cwd, env=None):
     import io
     import signal
     import traceback
-    main = importlib.import_module(script.removesuffix(".py")).main
+    main = importlib.import_module(script.removesuffix(".py").replace("/", ".")).main
     out, err, handlers = io.StringIO(), io.StringIO(), {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     saved_env, saved_stdin, saved_argv, here = dict(os.environ), sys.stdin, sys.argv, os.getcwd()
     os.environ.update(env or {})

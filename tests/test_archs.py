@@ -50,7 +50,7 @@ def widen(b: Batch, extra: int) -> Batch:
 def test_registry_names():
     assert set(archs.ARCHS) == {"gru", "lstm", "tra", "ber", "gpt"}
     assert archs.resolve("transformer") == "tra" and archs.resolve("BERT") == "ber"
-    with pytest.raises(KeyError):
+    with pytest.raises(archs.UnknownArch, match="unknown architecture 'rnn'; choose one of: gru, tra, lstm, ber, gpt"):
         archs.resolve("rnn")
     with pytest.raises(ValueError, match="no setting"):
         archs.config("gru", {"n_head": 2})

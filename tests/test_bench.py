@@ -1,4 +1,4 @@
-"""bench.py end to end with tiny budgets: runs, results files, resuming, bad arguments."""
+"""python -m bench end to end with tiny budgets: runs, results files, resuming, bad arguments."""
 import json
 import os
 import time
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-import bench
+import bench.run as bench
 
 from conftest import assert_one_line_error, run_cli, run_main
 
@@ -16,7 +16,7 @@ from conftest import assert_one_line_error, run_cli, run_main
 def test_quick_bench_writes_results_and_resumes(tmp_path):
     p, _ = run_cli("dataset.py", "--task", "bracket", cwd=tmp_path)  # the data, made outside the tiny budgets
     assert p.returncode == 0, p.stderr
-    p, _ = run_cli("bench.py", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path, timeout=300)
+    p, _ = run_cli("bench", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "0 of 2 runs done on cpu; 2 to go" in p.stdout
     results = tmp_path / "bench" / "results"
@@ -39,7 +39,7 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
         assert (tmp_path / run / "metrics.json").exists()
         assert any(f.startswith("evaluation_summary") for f in os.listdir(tmp_path / run))
 
-    p, _ = run_cli("bench.py", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path)
+    p, _ = run_cli("bench", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "2 of 2 runs done on cpu; 0 to go" in p.stdout, "a finished cell is never run twice"
     assert len(pd.read_csv(results / "runs.csv")) == 2
@@ -47,7 +47,7 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
     config = json.loads(df.loc[1, "config"])  # gpt's row as if made before its default batch size changed
     df.loc[1, "config"] = json.dumps({**config, "batch_size": config["batch_size"] * 2})
     df.to_csv(results / "runs.csv", index=False)
-    p, _ = run_cli("bench.py", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path, timeout=300)
+    p, _ = run_cli("bench", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "1 of 2 runs done on cpu; 1 to go" in p.stdout and "1 of them ran before under settings or splits that have changed" in p.stdout
     df = pd.read_csv(results / "runs.csv")
@@ -111,7 +111,7 @@ def test_bench_bad_arguments(tmp_path):
     if not torch.cuda.is_available():
         bad.append(["--quick", "--device", "cuda"])
     for i, args in enumerate(bad):
-        p = run_cli("bench.py", *args, cwd=tmp_path)[0] if i == 0 else run_main("bench.py", *args, cwd=tmp_path)
+        p = run_cli("bench", *args, cwd=tmp_path)[0] if i == 0 else run_main("bench.run", *args, cwd=tmp_path)
         assert_one_line_error(p)
     assert not (tmp_path / "bench").exists()
 

@@ -111,12 +111,9 @@ def test_fine_tuning_bad_input_is_one_line_and_writes_nothing(tmp_path):
 
 
 def test_finetune_bench_protocol(tmp_path, monkeypatch):
-    """bench/finetune.py end to end on a tiny protocol: parent, full and LoRA children, scratch; the
-    parent-task score of a child is its exact match on the parent's test split."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("finetune_bench", os.path.join(os.path.dirname(lora.__file__), "bench", "finetune.py"))
-    B = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(B)
+    """python -m bench.finetune end to end on a tiny protocol: parent, full and LoRA children,
+    scratch; the parent-task score of a child is its exact match on the parent's test split."""
+    from bench import finetune as B
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(B, "RESULTS", str(tmp_path / "finetune.csv"))
     monkeypatch.setattr(B, "RUNS_DIR", str(tmp_path / "runs"))
@@ -125,7 +122,7 @@ def test_finetune_bench_protocol(tmp_path, monkeypatch):
         D.DataSpec("bracket", {"max_len": 8, "max_depth": 4}, **small),
         D.DataSpec("bracket", {"min_len": 9, "max_len": 12, "max_depth": 4, "ood_min_len": 13, "ood_max_len": 16}, **small),
         "2s", "2s", "4s")})
-    assert B.main(["--only", "tiny", "--archs", "gru", "--lora", "2", "--commit"]) == 0
+    assert B.main(["--only", "tiny", "--archs", "gru", "--lora", "2"]) == 0
     import pandas as pd
     df = pd.read_csv(tmp_path / "finetune.csv")
     assert list(df["variant"]) == ["parent", "full", "lora2", "scratch"]

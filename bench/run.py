@@ -1,11 +1,11 @@
 """The benchmark: architectures x tasks x budgets x seeds, through train.train and evaluate.
 
-    python bench.py                 # the full matrix (hours on 2 cores); resumes where it stopped
-    python bench.py --quick         # a few minutes: every architecture, 15s, bracket
-    python bench.py --only bracket-1min --archs gru,gpt
-    python bench.py --quick --archs gru --budget 3s   # any preset with another budget
-    python bench.py --report        # rebuild the report and pictures from the results so far
-    python bench.py --only bracket-1min --seeds 0 --device cuda   # one seed of each, on the GPU
+    python -m bench                 # the full matrix (hours on 2 cores); resumes where it stopped
+    python -m bench --quick         # a few minutes: every architecture, 15s, bracket
+    python -m bench --only bracket-1min --archs gru,gpt
+    python -m bench --quick --archs gru --budget 3s   # any preset with another budget
+    python -m bench --report        # rebuild the report and pictures from the results so far
+    python -m bench --only bracket-1min --seeds 0 --device cuda   # one seed of each, on the GPU
 
 One run at a time (the machine is the instrument). Every run appends a row to
 bench/results/runs.csv (accuracy, OOD accuracy, steps, samples/s, share of the device's float32
@@ -26,7 +26,6 @@ if __name__ == "__main__":
 import argparse
 import json
 import re
-import subprocess
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -37,12 +36,12 @@ import torch
 import archs
 import dataset as D
 import evaluate
+from bench.common import RESULTS, add_commit_arg, git_commit
 from cli import Parser, UserError, pick_device
 from runs import machine, versions
 from tasks import codec_of, make_task
 from train import Budget, TrainConfig, fill_train_settings, new_model_settings, train
 
-RESULTS = os.path.join("bench", "results")
 RUNS_DIR = os.path.join("bench", "runs")
 ALL = list(archs.ARCHS)
 
@@ -420,11 +419,6 @@ def per_group(rows: pd.DataFrame, key: str) -> pd.DataFrame | None:
     return t.rename_axis(index=None, columns=None)
 
 
-def git_commit(message):
-    subprocess.run(["git", "add", RESULTS], check=False)
-    subprocess.run(["git", "commit", "-q", "-m", message, "--", RESULTS], check=False)
-
-
 def main(argv=None):
     cli.catch_ctrl_c()
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -439,7 +433,7 @@ def main(argv=None):
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda; rows are kept and "
                                                     "reported per device (default auto)")
     p.add_argument("--report", action="store_true", help="only rebuild the report from runs.csv")
-    p.add_argument("--commit", action="store_true", help="git-commit bench/results after every run")
+    add_commit_arg(p)
     a = p.parse_args(argv)
     presets = QUICK if a.quick else PRESETS
     if a.only:
@@ -481,7 +475,7 @@ def main(argv=None):
               f"{row['samples_per_s']:.0f} samples/s, {row['peak_share']:.1%} of matmul peak"
               + (f", GPU busy {row['gpu_util']:.0%}" if row["gpu_util"] is not None else ""), flush=True)
         if a.commit:
-            git_commit(f"bench: {name} {arch} {budget} seed {seed}: test {row['test_em']:.2%}")
+            git_commit(RESULTS, f"bench: {name} {arch} {budget} seed {seed}: test {row['test_em']:.2%}")
     return 0
 
 
