@@ -93,7 +93,7 @@ def ask(question: str, parse, console=None):
     message is shown, then the question again); no answer (end of input) is a one-line error."""
     if console is None:
         from rich.console import Console
-        console = Console()
+        console = Console(highlight=False)
     while True:
         try:
             answer = console.input(question).strip()
@@ -126,7 +126,7 @@ def pick_run(path, latest: bool, root, verb: str) -> str:
     for i, r in enumerate(runs, 1):
         em = f"{r['test_em']:.2%}" if isinstance(r["test_em"], (int, float)) else "-"
         t.add_row(str(i), os.path.basename(r["run"]), str(r["arch"]), str(r["task"]), str(r["budget"]), em)
-    console = Console()
+    console = Console(highlight=False)
     console.print(t)
     return runs[ask(f"Enter the number of the run to {verb} (1-{len(runs)}): ", number_in(1, len(runs)), console) - 1]["run"]
 

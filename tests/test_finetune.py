@@ -76,7 +76,7 @@ def test_init_from_grows_the_codec_and_ber_slots(tmp_path):
                    cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "added to the parent's codec:   = { } \\frac \\times (22 -> 28 tokens" in p.stdout, p.stdout
-    assert "ber answer slots 11 -> " in p.stdout
+    assert "ber n_slots 11 -> " in p.stdout
     [child] = [r for r in os.listdir(common["models_dir"]) if r not in os.path.basename(parent) and not r.startswith(".")]
     run = load_run(os.path.join(common["models_dir"], child))
     parent_run = load_run(parent)
