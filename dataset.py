@@ -4,7 +4,7 @@ An example is (input, target, meta): plain strings plus a dict used for breakdow
 them; codec.py turns them into token ids).
 
 Splits. Each possible input belongs to exactly one of train / validation / test, decided by a
-fixed hash of the input string (10% test, 5% validation, the rest train). So the test and
+fixed hash of the input string (a tenth test, a twentieth validation, the rest train). So the test and
 validation sets never overlap train by input, even on small problem spaces, and every class of
 problem keeps most of its instances for training. The out-of-distribution split (longer bracket
 inputs, one more arithmetic digit) is drawn from the test share as well. Validation, test and

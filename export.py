@@ -21,11 +21,8 @@ under temporary names and renamed at the end, so a failed export leaves nothing 
 --int8 stores the weights of every matrix product as int8 (onnxruntime's MatMulNBits, 8 bits, one
 scale per block of 32 input rows) and keeps the activations float. It works on the graphs already
 checked, with the runtime that runs them, where torch's quantisation would make a second model to
-export. Measured on the bracket 1min runs (seed 0, OOD lengths 31..60): onnxruntime's dynamic
-quantisation, which also quantises activations on the fly, cost up to 2.35 OOD points (gpt 74.55% ->
-72.20%, tra 81.45% -> 80.25%, with the attention projections and embeddings left float; quantising
-the embeddings had cost gpt 9.3 points); weight-only int8 stays within 0.2 on all five, with smaller
-files. Embedding lookups and the recurrent cells (GRU and LSTM nodes, not matrix products) stay
+export. Weight-only int8 keeps the answers of the float graphs far better than dynamic
+quantisation of the activations too (docs/export.md has the measurement). Embedding lookups and the recurrent cells (GRU and LSTM nodes, not matrix products) stay
 float, so gru's and lstm's int8 graphs differ from the float ones in the output head alone. Its
 validation exact match is printed beside PyTorch's.
 """
@@ -46,7 +43,7 @@ import warnings
 import torch
 
 import dataset as D
-import evaluate
+import infer
 import layouts
 import onnxrun
 from codec import BOS, EOS, MASK, PAD, SEP
@@ -115,9 +112,8 @@ def graphs(run, n=4) -> tuple[list[dict], list[str]]:
 
 def quantize(src, dst):
     """int8 weights, float activations: every matrix product with a weight becomes onnxruntime's
-    MatMulNBits, 8 bits with one scale per block of 32 input rows. Dynamic quantisation (activations
-    to uint8 on the fly, one scale per tensor) cost up to 2.35 OOD points on bracket 1min runs
-    (gpt 74.55 -> 72.20, tra 81.45 -> 80.25); weight-only 0.2 at most, with smaller files."""
+    MatMulNBits, 8 bits with one scale per block of 32 input rows (docs/export.md: why not dynamic
+    quantisation of the activations)."""
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
     with quiet():
         q = MatMulNBitsQuantizer(src, bits=8, block_size=32, is_symmetric=True)
@@ -156,7 +152,7 @@ def quiet():
 def parity(run, model, inputs, ours) -> tuple[int, str | None, list[str]]:
     """(agreeing answers, the first difference, model's answers) between PyTorch's answers ours to
     inputs and model's."""
-    theirs, _ = evaluate.answers(model, run.codec, inputs, evaluate.max_new_tokens(run.task))
+    theirs, _ = infer.answers(model, run.codec, inputs, infer.max_new_tokens(run.task))
     same = sum(a == b for a, b in zip(ours, theirs))
     first = next((f"{x!r}: PyTorch {a!r}, onnxruntime {b!r}" for x, a, b in zip(inputs, ours, theirs) if a != b), None)
     return same, first, theirs
@@ -176,11 +172,11 @@ def export(path, int8=False, log=print) -> dict:
         info = {"layout": run.model.layout, "graphs": {g["file"]: {"inputs": g["inputs"], "outputs": g["outputs"]} for g in gs},
                 "state": state, "prompts_of_one_length": bool(getattr(run.model, "exported_prompts_of_one_length", False)),
                 "n_slots": cfg.get("n_slots"), "specials": {"pad": PAD, "bos": BOS, "sep": SEP, "eos": EOS, "mask": MASK},
-                "max_new_tokens": evaluate.max_new_tokens(run.task), "opset": None, "torch": torch.__version__,
+                "max_new_tokens": infer.max_new_tokens(run.task), "opset": None, "torch": torch.__version__,
                 "created": time.strftime("%Y-%m-%d %H:%M:%S")}
         val = split_of(run, "val")
         inputs, n = [e.input for e in val], len(val)
-        ours, _ = evaluate.answers(run.model, run.codec, inputs, evaluate.max_new_tokens(run.task))
+        ours, _ = infer.answers(run.model, run.codec, inputs, infer.max_new_tokens(run.task))
         model = onnxrun.OnnxModel([tmp[g["file"]] for g in gs], info, cfg)
         same, first, _ = parity(run, model, inputs, ours)
         if first is not None:
@@ -194,7 +190,7 @@ def export(path, int8=False, log=print) -> dict:
                 quantize(tmp[g["file"]], tmp[name])
             q = onnxrun.OnnxModel([tmp[name] for name in int8_files], info, cfg)
             same, _, theirs = parity(run, q, inputs, ours)
-            em_torch, em_int8 = (sum(evaluate.correct(run.task, a, e.target) for a, e in zip(answers, val)) / n for answers in (ours, theirs))
+            em_torch, em_int8 = (sum(infer.correct(run.task, a, e.target) for a, e in zip(answers, val)) / n for answers in (ours, theirs))
             info["int8"] = {"val_exact_match": em_int8, "torch_val_exact_match": em_torch, "same_answers": same}
             log(f"{' and '.join(int8_files)}: validation exact match {em_int8:.2%} (PyTorch {em_torch:.2%}); "
                 f"the same answers on {same} of {n}")

@@ -183,8 +183,7 @@ def watch_parent(parent: int, every: float = 1.0):
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
-WORKERS_PER_GPU = 8  # issue 9, one H100: 8 training processes sharing it made 3.5x the samples/s of one
-                     # (a run alone keeps it 12-18% busy); 8 workers ran 50 gpt trials of 20 s in 2 minutes
+WORKERS_PER_GPU = 8  # training processes sharing one GPU: a small run alone leaves it mostly idle (docs/tuning.md)
 
 
 def default_workers(cores: int, n_gpus: int) -> int:

@@ -29,7 +29,7 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-import evaluate
+import infer
 from codec import UnknownSymbols
 from onnxrun import add_runtime_argument
 from cli import Parser, UserError, add_device_args, add_run_args, fail, pick_run, use_device
@@ -56,15 +56,15 @@ def ask(run, texts: list[str], device="cpu") -> list[dict]:
         out.append({"input": text, "problem": problem, "warnings": warnings})
     if todo:
         with torch.inference_mode():
-            outputs, probs = evaluate.answers(run.model, run.codec, [out[i]["problem"] for i in todo],
-                                              evaluate.max_new_tokens(run.task), device)
+            outputs, probs = infer.answers(run.model, run.codec, [out[i]["problem"] for i in todo],
+                                              infer.max_new_tokens(run.task), device)
         for i, output, p in zip(todo, outputs, probs):
             out[i].update({"output": output, **run.task.present(out[i]["problem"], output), "probability": p})
     return out
 
 
 def show(result: dict):
-    """One answer for people: `12*3 → 36  (99.87%)`, the LaTeX form, then any warnings."""
+    """One answer for people: `12*3 → 36  (its probability)`, the LaTeX form, then any warnings."""
     if "error" in result:
         console.print(f"[red]error: {escape(result['error'])}[/red]")
         return

@@ -38,7 +38,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 import archs
 import dataset as D
-import evaluate
+import infer
 import layouts
 import lora
 from codec import Batch, Codec
@@ -303,7 +303,7 @@ class Loop:
     def validate(self, model, data, task, codec, device, elapsed, lr):
         v0 = time.time()
         n = min(len(data.val), self.val_n)
-        self.val_em, self.val_shown = evaluate.exact_match(model, codec, data.val[:n], task, device), n
+        self.val_em, self.val_shown = infer.exact_match(model, codec, data.val[:n], task, device), n
         spent = time.time() - v0
         self.val_time += spent
         total_s = elapsed / max(1e-9, self.budget.frac(elapsed, self.steps))  # the run's time, as it goes
@@ -412,8 +412,8 @@ def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=
         adapters = lora.adapters(model)
         lora.merge(model)
     e0 = time.time()
-    val_em = evaluate.exact_match(model, codec, data.val, task, device)
-    test_em = evaluate.exact_match(model, codec, data.test, task, device)
+    val_em = infer.exact_match(model, codec, data.val, task, device)
+    test_em = infer.exact_match(model, codec, data.test, task, device)
     final_eval_s = time.time() - e0
     loop.curve.append(f"{loop.steps},{loop.samples},{loop.elapsed:.2f},{loop.train_s:.2f},0,{loop.loss():.5f},{val_em:.5f},{len(data.val)}")
 

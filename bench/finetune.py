@@ -1,7 +1,7 @@
 """Benchmark of fine-tuning: transfer from a parent task, LoRA against full fine-tuning, and
 forgetting of the parent task.
 
-    python -m bench.finetune                          # both protocols, gpt, seed 0
+    python -m bench.finetune                          # both protocols, gpt, the first seed
     python -m bench.finetune --only bracket --archs gpt,lstm --seeds 0,1,2 --lora 4,8,16 --commit
 
 A protocol trains a parent run on task A, then from it (train.py's --init-from) children on task
@@ -29,6 +29,7 @@ import pandas as pd
 import archs
 import dataset as D
 import evaluate
+import infer
 from bench.common import RESULTS as RESULTS_DIR
 from bench.common import add_commit_arg, append_rows, git_commit
 from cli import UserError, fail
@@ -63,7 +64,7 @@ def parent_em(run_path: str, spec: D.DataSpec) -> float:
     run = load_run(run_path, "cpu")
     task = make_task(spec.task, spec.options)
     exs = D.load_split(D.prepare(spec, run.config.get("data_dir", "data")), "test")
-    return evaluate.exact_match(run.model, run.codec, exs, task)
+    return infer.exact_match(run.model, run.codec, exs, task)
 
 
 def row_of(name, arch, seed, variant, budget, m, spec_a) -> dict:

@@ -400,6 +400,51 @@ def report(df: pd.DataFrame, presets: dict):
     lines += ["Every run: [runs.csv](runs.csv).", ""]
     with open(os.path.join(RESULTS, "README.md"), "w") as f:
         f.write("\n".join(lines))
+    write_readme_tables(df)
+
+
+README = "README.md"
+README_BEGIN = "<!-- results: written by python -m bench --report from bench/results/runs.csv -->"
+README_END = "<!-- end of results -->"
+
+
+def readme_tables(df: pd.DataFrame) -> str:
+    """One table per task for the README: an architecture per row (a GPU's rows apart), a preset
+    per column, each cell the test / OOD exact match (medians over the seeds of the latest settings)."""
+    df, _ = latest_settings(df.reindex(columns=list(dict.fromkeys([*COLUMNS, *df.columns]))))
+    table = summary_table(df)
+    table["series"] = [series(a, v) for a, v in zip(table["arch"], table["device"])]
+    out = []
+    for task in dict.fromkeys(p.task for p in PRESETS.values()):
+        names = [n for n, p in PRESETS.items() if p.task == task and n in set(table["preset"])]
+        cells = {}
+        for name in names:
+            rows = table[(table["preset"] == name) & (table["budget"] == PRESETS[name].budget)]
+            for r in rows.itertuples():
+                ood = "-" if r.ood_em != r.ood_em else f"{r.ood_em:.2%}"
+                cells.setdefault(r.series, {})[name] = f"{r.test_em_median:.2%} / {ood}"
+        if cells:
+            order = sorted(cells, key=lambda s: (s.split(" ")[0] not in ALL, ALL.index(s.split(" ")[0]) if s.split(" ")[0] in ALL else 0, s))
+            t = pd.DataFrame.from_dict(cells, orient="index").reindex(index=order, columns=names).fillna("-")
+            out += [f"**{task}**: test / OOD exact match", "", t.to_markdown(), ""]
+    return "\n".join(out).strip() + "\n"
+
+
+def write_readme_tables(df: pd.DataFrame, path: str = README) -> bool:
+    """Replace the README's results block (between README_BEGIN and README_END) with readme_tables;
+    False when there is no such block (a bench run outside the repository)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return False
+    if README_BEGIN not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_BEGIN, 1)
+    tail = rest.split(README_END, 1)[1]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{head}{README_BEGIN}\n{readme_tables(df)}{README_END}{tail}")
+    return True
 
 
 def settings_text(config) -> str:

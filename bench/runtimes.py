@@ -22,6 +22,7 @@ import time
 import pandas as pd
 
 import evaluate
+import infer
 import export
 from bench.common import RESULTS as RESULTS_DIR
 from bench.common import add_commit_arg, append_rows, git_commit
@@ -40,18 +41,18 @@ def timings(runs: dict, problems, cap, single: int, rounds: int = 3) -> tuple[di
     rotating), so that a slow spell of a shared machine falls on all of them alike."""
     names = list(runs)
     for run in runs.values():  # warm-up: first calls allocate
-        evaluate.answers(run.model, run.codec, problems[:8], cap)
+        infer.answers(run.model, run.codec, problems[:8], cap)
     lat = {n: [] for n in names}
     for i, p in enumerate(problems[:single]):
         for n in names[i % len(names):] + names[:i % len(names)]:
             t = time.perf_counter()
-            evaluate.answers(runs[n].model, runs[n].codec, [p], cap)
+            infer.answers(runs[n].model, runs[n].codec, [p], cap)
             lat[n].append((time.perf_counter() - t) * 1000)
     batch, answers = {n: [] for n in names}, {}
     for r in range(rounds):
         for n in names[r % len(names):] + names[:r % len(names)]:
             t = time.perf_counter()
-            answers[n], _ = evaluate.answers(runs[n].model, runs[n].codec, problems, cap)
+            answers[n], _ = infer.answers(runs[n].model, runs[n].codec, problems, cap)
             batch[n].append(len(problems) / (time.perf_counter() - t))
     return {n: {"latency_ms_p50": statistics.median(lat[n]), "latency_ms_p90": statistics.quantiles(lat[n], n=10)[-1],
                 "batch_problems_per_s": statistics.median(batch[n])} for n in names}, answers
@@ -66,7 +67,7 @@ def measure(path: str, single: int) -> list[dict]:
     results = {rt: evaluate.evaluate_run(path, "cpu", runtime=rt) for rt in RUNTIMES}
     torch_run = runs["torch"]
     problems = [e.input for e in D.load_split(results["torch"]["data"], "test")]
-    times, answers = timings(runs, problems, evaluate.max_new_tokens(torch_run.task), single)
+    times, answers = timings(runs, problems, infer.max_new_tokens(torch_run.task), single)
     rows = []
     for rt in RUNTIMES:
         files = [f for f in WEIGHTS[rt] if os.path.isfile(os.path.join(path, f))]

@@ -1,4 +1,9 @@
-"""Every registered architecture: shapes, padding, causality, save/load, and it can learn."""
+"""The architecture contract: every registered architecture (archs.ARCHS) passes these (shapes,
+padding invariance, causality, save/load, overfitting a tiny batch; export parity is in
+test_export.py), so a new architecture is tested by registering it. SMALL_MODELS makes the known
+ones small; a new one runs with its Config's defaults."""
+from dataclasses import fields
+
 import pytest
 import torch
 
@@ -7,7 +12,7 @@ import layouts
 from codec import BOS, PAD, Batch
 from runs import load_run, save_run
 from tasks import Example
-from tasks import codec_of, make_task
+from tasks import TASKS, codec_of, make_task
 
 OPTIONS = {"max_len": 12, "max_depth": 5}
 TASK = make_task("bracket", OPTIONS)
@@ -21,7 +26,7 @@ CAUSAL = {"gru", "lstm", "gpt", "tra"}
 
 def build(arch, seed=0, **overrides):
     torch.manual_seed(seed)
-    return archs.build(arch.split("-")[0], {**SMALL_MODELS[arch], "vocab_size": len(CODEC), **overrides})
+    return archs.build(arch.split("-")[0], {**SMALL_MODELS.get(arch, {}), "vocab_size": len(CODEC), **overrides})
 
 
 def run_config(arch, cfg):
@@ -55,6 +60,24 @@ def test_registry_names():
     with pytest.raises(ValueError, match="no setting"):
         archs.config("gru", {"n_head": 2})
     assert {archs.build(a, {"vocab_size": len(CODEC)})[0].layout for a in archs.ARCHS} == set(layouts.LAYOUTS)
+
+
+@pytest.mark.parametrize("arch", list(archs.ARCHS))
+def test_provides_the_arch_interface(arch):
+    """What archs.Arch declares: Config, Model with a layout, TRAIN_DEFAULTS, GROWN_BY_TASK, and
+    search_space, task_defaults and task_train_defaults giving settings the Config knows."""
+    import optuna
+    mod = archs.ARCHS[arch]
+    for name in archs.Arch.__annotations__:
+        assert hasattr(mod, name), name
+    assert {"lr", "batch_size"} <= set(mod.TRAIN_DEFAULTS)
+    known = {f.name for f in fields(mod.Config)}
+    for task in (make_task(t) for t in TASKS):
+        assert set(mod.task_defaults(task)) <= known and set(mod.task_train_defaults(task)) <= {"lr", "batch_size", "warmup", "weight_decay"}
+        assert set(mod.GROWN_BY_TASK) <= set(mod.task_defaults(task))
+    space = mod.search_space(optuna.create_study().ask())
+    assert set(space["model"]) <= known and set(space["train"]) <= {"lr", "batch_size", "warmup", "weight_decay"}
+    assert layouts.LAYOUTS[build(arch)[0].layout]
 
 
 @pytest.mark.parametrize("arch", [*archs.ARCHS, "gpt-nope"])
@@ -169,7 +192,7 @@ def flatten_like_cudnn(rnn: torch.nn.Module) -> torch.Tensor:
 @pytest.mark.parametrize("arch", ["gru", "lstm"])
 def test_rnn_with_flat_cudnn_weights_saves_loads_and_scores_the_same(arch, tmp_path):
     """Regression: on CUDA a trained gru/lstm died at save ("None is covering the entire storage")."""
-    import evaluate
+    import infer
     from runs import load_weights
     model, cfg = build(arch)
     flat = flatten_like_cudnn(model.rnn)
@@ -180,13 +203,13 @@ def test_rnn_with_flat_cudnn_weights_saves_loads_and_scores_the_same(arch, tmp_p
     b = CODEC.batch(exs)
     with torch.no_grad():
         assert torch.equal(layouts.loss(model, b, per_token=True), layouts.loss(loaded, b, per_token=True))
-    assert evaluate.predict(model, CODEC, exs, TASK) == evaluate.predict(loaded, CODEC, exs, TASK)
+    assert infer.predict(model, CODEC, exs, TASK) == infer.predict(loaded, CODEC, exs, TASK)
     # and back into a model whose weights are views into one buffer: the buffer is filled in place
     other, _ = build(arch, seed=1)
     other_flat = flatten_like_cudnn(other.rnn)
     load_weights(other, tmp_path / "run" / "model.safetensors")
     assert torch.equal(other_flat, flat) and other.rnn.weight_ih_l0.data_ptr() == other_flat.data_ptr()
-    assert evaluate.predict(other.eval(), CODEC, exs, TASK) == evaluate.predict(model, CODEC, exs, TASK)
+    assert infer.predict(other.eval(), CODEC, exs, TASK) == infer.predict(model, CODEC, exs, TASK)
 
 
 def test_weights_of_another_shape_name_the_tensor(tmp_path):

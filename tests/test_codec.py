@@ -10,6 +10,7 @@ from safetensors.torch import save_model
 import archs
 import dataset as D
 import evaluate
+import infer
 from codec import SPECIALS, Codec, UnknownSymbols
 from runs import RunError, load_run
 from tasks import BadInput, codec_of, make_task
@@ -61,7 +62,7 @@ def test_a_run_saved_before_codecs_loads_and_scores_the_same(tmp_path, arch):
     run = load_run(run_dir)
     assert run.codec.tokens == LEGACY_VOCAB and run.task.name == "bracket"
     exs = make_task("bracket").sample(torch.Generator().manual_seed(0), 40)
-    assert evaluate.predict(run.model, run.codec, exs, run.task) == evaluate.predict(model.eval(), run.codec, exs, run.task)
+    assert infer.predict(run.model, run.codec, exs, run.task) == infer.predict(model.eval(), run.codec, exs, run.task)
     result = evaluate.evaluate_run(str(run_dir), "cpu")
     assert result["test"]["n"] == 200 and os.path.exists(result["files"]["summary"])
 

@@ -7,7 +7,7 @@ import pytest
 
 import archs
 import dataset as D
-import evaluate
+import infer
 import export
 import layouts
 from conftest import assert_one_line_error, run_cli, run_main
@@ -57,13 +57,13 @@ def test_export_answers_like_pytorch(tiny_runs, exported, arch):
     assert info["sizes"]["model.int8.onnx"] <= info["sizes"]["model.onnx"]
     torch_run, onnx_run = load_run(runs[arch]), load_run(runs[arch], runtime="onnx")
     folder = D.prepare(D.DataSpec(**torch_run.config["data"]), torch_run.config["data_dir"])
-    cap = evaluate.max_new_tokens(torch_run.task)
+    cap = infer.max_new_tokens(torch_run.task)
     for split in ("test", "ood"):  # the same greedy answers and probabilities, dynamic batch and length included
         inputs = [e.input for e in D.load_split(folder, split)]
-        (ours, p_ours), (theirs, p_theirs) = (evaluate.answers(r.model, r.codec, inputs, cap) for r in (torch_run, onnx_run))
+        (ours, p_ours), (theirs, p_theirs) = (infer.answers(r.model, r.codec, inputs, cap) for r in (torch_run, onnx_run))
         assert ours == theirs and p_ours == pytest.approx(p_theirs, abs=1e-4)
     int8 = load_run(runs[arch], runtime="int8")
-    assert 0 <= evaluate.exact_match(int8.model, int8.codec, D.load_split(folder, "test"), int8.task) <= 1
+    assert 0 <= infer.exact_match(int8.model, int8.codec, D.load_split(folder, "test"), int8.task) <= 1
     import onnx  # int8: every product with a weight is an 8-bit MatMulNBits; products of activations stay MatMul
     for name in graphs - {"model.onnx", "step.onnx"}:
         g = onnx.load(os.path.join(runs[arch], name)).graph
@@ -90,9 +90,9 @@ def test_decoding_steps_carry_the_state(tiny_runs, exported, arch, monkeypatch):
         graph.sess.run = lambda names, feed, _real=real, _which=which: calls.append((_which, {k: v.shape for k, v in feed.items()})) \
             or _real(names, feed)
     inputs = ["1+2", "12+34", "5-67", "89+0"] if arch in ARITH else ["((", "[(【", "{", "(([["]
-    answers, _ = evaluate.answers(run.model, run.codec, inputs, 12)
+    answers, _ = infer.answers(run.model, run.codec, inputs, 12)
     torch_run = load_run(runs[arch])
-    assert answers == evaluate.answers(torch_run.model, torch_run.codec, inputs, 12)[0]
+    assert answers == infer.answers(torch_run.model, torch_run.codec, inputs, 12)[0]
     reads = [c for c in calls if c[0] == "first"]
     lengths = {len(run.codec.encode(x)) for x in inputs}
     assert len(reads) == (len(lengths) if arch in ("gru", "lstm") else 1)

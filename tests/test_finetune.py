@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 import archs
 import dataset as D
-import evaluate
+import infer
 import lora
 from conftest import SMALL, assert_one_line_error, run_cli, run_main
 from runs import load_run
@@ -130,4 +130,4 @@ def test_finetune_bench_protocol(tmp_path, monkeypatch):
     assert full["trainable_params"] == full["params"] and lora_row["trainable_params"] < lora_row["params"]
     run = load_run(lora_row["run"])
     exs = D.load_split(D.prepare(D.DataSpec("bracket", {"max_len": 8, "max_depth": 4}, **small), "data"), "test")
-    assert lora_row["parent_task_em"] == evaluate.exact_match(run.model, run.codec, exs, make_task("bracket", {"max_len": 8, "max_depth": 4}))
+    assert lora_row["parent_task_em"] == infer.exact_match(run.model, run.codec, exs, make_task("bracket", {"max_len": 8, "max_depth": 4}))

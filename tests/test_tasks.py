@@ -1,0 +1,121 @@
+"""The task contract: every registered task (tasks.TASKS) passes these, so a new task is tested by
+registering it. The architecture contract is tests/test_archs.py and test_export.py, each
+parametrised over archs.ARCHS."""
+import os
+from dataclasses import fields
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+import dataset as D
+import evaluate
+import serve
+from codec import Codec
+from conftest import run_main
+from runs import load_run
+from tasks import TASKS, BadInput, Task, codec_of, make_task, options_of
+from train import TrainConfig, train
+
+NAMES = list(TASKS)
+SMALL = dict(train_size=600, val_size=40, test_size=60, ood_size=40)
+
+
+def sample(task, n=200, seed=3, ood=False):
+    return task.sample(torch.Generator().manual_seed(seed), n, ood=ood)
+
+
+def full_width(text: str) -> str:
+    """What an IME types: ASCII punctuation, letters and digits as their full-width forms."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_declares_the_interface(name):
+    task = make_task(name)
+    assert isinstance(task, Task) and task.name == name
+    assert [f.name for f in options_of(task.Config)] == [f.name for f in fields(task.Config)]
+    assert all(f.metadata["help"] for f in options_of(task.Config))
+    assert set(task.breakdowns) <= set(sample(task, 1)[0].meta)
+    Codec(task.symbols())  # distinct, non-empty symbols
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sampling_is_seeded(name):
+    task = make_task(name)
+    assert sample(task, seed=1) == sample(task, seed=1)
+    assert sample(task, seed=1) != sample(task, seed=2)
+    assert sample(task, seed=1, ood=True) == sample(task, seed=1, ood=True)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_targets_fit_the_codec_and_the_limits(name):
+    task = make_task(name)
+    codec = codec_of(task)
+    for ood in (False, True):
+        for e in sample(task, ood=ood):
+            for text, limit in ((e.input, task.max_input_len()), (e.target, task.max_target_len())):
+                ids = codec.encode(text)
+                assert codec.decode(ids) == text and len(ids) <= limit, (text, limit)
+            assert task.scored(e.target) == task.scored(e.target) and task.present(e.input, e.target)["answer"] is not None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_check_accepts_every_training_input(name):
+    """check() agrees with every target the task writes: an input it sampled is a problem of the
+    task (no BadInput) and, in distribution, raises no warning; OOD inputs are problems too."""
+    task = make_task(name)
+    for e in sample(task):
+        assert task.check(e.input) == [], e.input
+    for e in sample(task, ood=True):
+        task.check(e.input)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_normalize_reads_what_people_type(name):
+    task = make_task(name)
+    for e in sample(task, 50):
+        assert task.normalize(e.input) == e.input
+        assert task.normalize(" ".join(e.input)) == e.input
+        assert task.normalize(full_width(e.input)) == e.input, full_width(e.input)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_splits_are_disjoint_and_ood_is_new(name, tmp_path):
+    folder = D.prepare(D.DataSpec(name, {}, **SMALL), tmp_path)
+    inputs = {s: {e.input for e in D.load_split(folder, s)} for s in D.SPLITS}
+    assert not inputs["ood"] & (inputs["train"] | inputs["test"] | inputs["val"])
+    assert not inputs["test"] & inputs["train"] and not inputs["val"] & (inputs["train"] | inputs["test"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_script_works_with_it(name, tmp_path, monkeypatch):
+    """A tiny run of the task trains and saves, scores, answers at predict.py and on serve.py's page."""
+    monkeypatch.chdir(tmp_path)
+    m = train(TrainConfig("gpt", "20steps", D.DataSpec(name, {}, **SMALL), model={"d_model": 32, "n_layer": 1}), quiet=True)
+    result = evaluate.evaluate_run(m["run"], "cpu")
+    assert set(result["test"]["breakdown"]) == set(make_task(name).breakdowns)
+    problem = sample(make_task(name), 1)[0].input
+    p = run_main("predict.py", m["run"], "--json", problem, cwd=tmp_path)
+    assert p.returncode == 0 and '"answer"' in p.stdout, p.stderr
+    with TestClient(serve.create_app(load_run(m["run"]), "cpu", max_inputs=4)) as client:
+        assert client.get("/").status_code == 200
+        answers = client.post("/predict", json={"inputs": [problem]}).json()["outputs"]
+        assert len(answers) == 1 and isinstance(answers[0], str)
+    assert os.path.isfile(os.path.join(m["run"], "model.safetensors"))
+
+
+def test_a_small_problem_space_trains(tmp_path):
+    """`train.py gpt ... --task arith --ops +- --digits 2`: the validation and test splits take the
+    distinct inputs there are, and the run trains and saves."""
+    p = run_main("train.py", "gpt", "20steps", "--task", "arith", "--ops", "+-", "--digits", "2", "--set", "d_model=32",
+                 cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "note: the task's problem space holds" in p.stderr and "saved" in p.stdout
+
+
+def test_bad_typed_input_is_the_task_s_to_refuse():
+    with pytest.raises(BadInput):
+        make_task("bracket").check("(]")
+    with pytest.raises(BadInput):
+        make_task("arith").check("1/0")
