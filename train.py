@@ -288,6 +288,20 @@ class Loop:
         self.next_val, self.interrupted, self.train_s, self.elapsed = 1, False, 0.0, 0.0
         self.curve = ["step,samples,elapsed_s,train_s,lr,loss,val_em,val_n"]
 
+    def curve_row(self, elapsed, train_s, lr, val_em, val_n):
+        """One row of curve.csv (the header above names its columns)."""
+        self.curve.append(f"{self.steps},{self.samples},{elapsed:.2f},{train_s:.2f},{lr:.3e},{self.loss():.5f},{val_em:.5f},{val_n}")
+
+    def count(self, batch: Batch, tokens: int, loss):
+        """One optimizer step on batch (tokens: its unpadded tokens); loss as a running mean on the
+        device, read only when shown."""
+        self.steps += 1
+        self.samples += len(batch)
+        self.tokens_padded += len(batch) * (batch.prompt.shape[1] + batch.answer.shape[1])
+        self.tokens += tokens
+        loss = loss.detach()
+        self.loss_ema = loss if self.loss_ema is None else self.loss_ema.lerp(loss, 0.05)
+
     def loss(self) -> float:
         return float("nan") if self.loss_ema is None else float(self.loss_ema)
 
@@ -309,8 +323,7 @@ class Loop:
         total_s = elapsed / max(1e-9, self.budget.frac(elapsed, self.steps))  # the run's time, as it goes
         per_point = VAL_SHARE * total_s / self.cfg.val_points  # the time one point may take
         self.val_n = max(MIN_VAL, min(len(data.val), int(n * per_point / max(spent, 1e-3))))
-        self.curve.append(f"{self.steps},{self.samples},{elapsed:.2f},{elapsed - self.val_time:.2f},{lr:.3e},"
-                          f"{self.loss():.5f},{self.val_em:.5f},{n}")
+        self.curve_row(elapsed, elapsed - self.val_time, lr, self.val_em, n)
 
     def info(self, elapsed) -> str:
         rate = self.samples / max(1e-9, elapsed - self.val_time)
@@ -319,8 +332,46 @@ class Loop:
                 f"{self.budget.left(elapsed, self.steps)}")
 
 
-def run_loop(model, opt, data: Data, task, codec, device, cfg: TrainConfig, budget: Budget, console, on_eval, quiet) -> Loop:
+@dataclass
+class Setup:
+    """What a run trains with, made before its clock starts."""
+    device: torch.device
+    model: torch.nn.Module
+    codec: Codec
+    task: object
+    prior: dict       # the resumed run's metrics ({} for a new run)
+    params: int
+    trainable: int
+    data: Data
+    opt: torch.optim.Optimizer
+    seconds: float    # how long the setup took
+
+
+def set_up(cfg: TrainConfig, console, quiet) -> Setup:
+    """Device and seed, the model (with LoRA adapters when asked), the data and the optimizer."""
+    t0 = time.time()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    clean_stale(cfg.models_dir)  # hidden folders of runs killed while saving
+    model, codec, task, prior = setup_model(cfg, device, console)
+    params = archs.n_params(model)
+    if cfg.lora:
+        adapted = lora.add(model, cfg.lora, cfg.lora_alpha or 2 * cfg.lora, lora.parse_targets(cfg.lora_targets))
+        if not quiet:
+            console.print(f"LoRA r={cfg.lora} on {len(adapted)} weight matrices: "
+                          f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} of {params:,} parameters train",
+                          soft_wrap=True)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    data = load_data(cfg, codec, device)
+    opt = make_optimizer(model, cfg, load_optimizer_state(cfg.resume) if cfg.resume and not cfg.lora else None)
+    return Setup(device, model, codec, task, prior, params, trainable, data, opt, time.time() - t0)
+
+
+def run_loop(s: Setup, cfg: TrainConfig, budget: Budget, console, on_eval, quiet) -> Loop:
     """Train until the budget is spent (or Ctrl-C). The learning rate follows the budget's share."""
+    model, opt, data, device = s.model, s.opt, s.data, s.device
     loop = Loop(cfg, budget)
     stream = batches(data.prompt_len + data.answer_len, cfg.batch_size, torch.Generator().manual_seed(cfg.seed), cfg.bucket)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
@@ -343,14 +394,9 @@ def run_loop(model, opt, data: Data, task, codec, device, cfg: TrainConfig, budg
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
-                loop.steps += 1
-                loop.samples += len(idx)
-                loop.tokens_padded += len(idx) * (batch.prompt.shape[1] + batch.answer.shape[1])
-                loop.tokens += int(pl.sum() + al.sum())
-                loss = loss.detach()  # a running mean on the device: read only when shown
-                loop.loss_ema = loss if loop.loss_ema is None else loop.loss_ema.lerp(loss, 0.05)
+                loop.count(batch, int(pl.sum() + al.sum()), loss)
                 if (point := loop.validate_now(time.time() - t_start)) is not None:
-                    loop.validate(model, data, task, codec, device, time.time() - t_start, lr)
+                    loop.validate(model, data, s.task, s.codec, device, time.time() - t_start, lr)
                     if not quiet and not progress.live.is_started:
                         console.print(f"{cfg.arch} {point}/{cfg.val_points}: {loop.info(time.time() - t_start)}", soft_wrap=True)
                     if on_eval is not None:
@@ -375,80 +421,88 @@ def parent_record(path) -> dict | None:
 
 
 def train(cfg: TrainConfig, console: Console | None = None, on_eval=None, quiet=False) -> dict:
-    """Train, score the test split and save the run. Returns metrics (with `run`, the folder).
-    on_eval(point, frac, val_em) is called at each validation point; it may raise to stop.
-    The clock starts once the data, the model and the optimizer are ready (that setup is
+    """Train, score the validation and test splits and save the run. Returns metrics (with `run`,
+    the folder). on_eval(point, frac, val_em) is called at each validation point; it may raise to
+    stop. The clock starts once the data, the model and the optimizer are ready (that setup is
     reported apart); training stops when the budget is spent; then val and test are scored."""
     console = console or Console(stderr=True)
-    t0, cpu0, load_start = time.time(), time.process_time(), list(os.getloadavg())
+    start = {"time": time.time(), "cpu": time.process_time(), "loadavg": list(os.getloadavg())}
     budget = Budget.parse(cfg.budget)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    clean_stale(cfg.models_dir)  # hidden folders of runs killed while saving
-    model, codec, task, prior = setup_model(cfg, device, console)
-    params = archs.n_params(model)
-    if cfg.lora:
-        adapted = lora.add(model, cfg.lora, cfg.lora_alpha or 2 * cfg.lora, lora.parse_targets(cfg.lora_targets))
-        if not quiet:
-            console.print(f"LoRA r={cfg.lora} on {len(adapted)} weight matrices: "
-                          f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} of {params:,} parameters train",
-                          soft_wrap=True)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    data = load_data(cfg, codec, device)
-    resumable = cfg.resume and not cfg.lora
-    opt = make_optimizer(model, cfg, load_optimizer_state(cfg.resume) if resumable else None)
-    setup_s = time.time() - t0
-
-    loop = run_loop(model, opt, data, task, codec, device, cfg, budget, console, on_eval, quiet)
+    s = set_up(cfg, console, quiet)
+    loop = run_loop(s, cfg, budget, console, on_eval, quiet)
     if loop.steps == 0:
         if loop.interrupted:  # stopped before the first step: still an interrupt (hyper.py's workers stop on it)
             raise KeyboardInterrupt
-        raise RunError(f"no training step was made in {cfg.budget} (setup took {setup_s:.1f}s before the clock started); "
+        raise RunError(f"no training step was made in {cfg.budget} (setup took {s.seconds:.1f}s before the clock started); "
                        "nothing was saved")
-    adapters = None
-    if cfg.lora:  # the saved run is plain weights (the adapters folded in); the adapters are kept beside
-        adapters = lora.adapters(model)
-        lora.merge(model)
-    e0 = time.time()
-    val_em = infer.exact_match(model, codec, data.val, task, device)
-    test_em = infer.exact_match(model, codec, data.test, task, device)
-    final_eval_s = time.time() - e0
-    loop.curve.append(f"{loop.steps},{loop.samples},{loop.elapsed:.2f},{loop.train_s:.2f},0,{loop.loss():.5f},{val_em:.5f},{len(data.val)}")
+    adapters = fold_adapters(s.model) if cfg.lora else None
+    scores = score(s, loop)
+    metrics = run_metrics(cfg, s, loop, budget, scores, start)
+    return save(cfg, s, loop, run_config(cfg, s), metrics, adapters, console, quiet)
 
+
+def fold_adapters(model) -> dict:
+    """The LoRA adapters, then folded into the weights: the saved run is plain weights, the
+    adapters are kept beside them."""
+    adapters = lora.adapters(model)
+    lora.merge(model)
+    return adapters
+
+
+def score(s: Setup, loop: Loop) -> dict:
+    """Exact match on the whole validation and test splits; the curve's last row."""
+    t0 = time.time()
+    val_em = infer.exact_match(s.model, s.codec, s.data.val, s.task, s.device)
+    test_em = infer.exact_match(s.model, s.codec, s.data.test, s.task, s.device)
+    loop.curve_row(loop.elapsed, loop.train_s, 0, val_em, len(s.data.val))
+    return {"val_em": val_em, "test_em": test_em, "final_eval_time": time.time() - t0}
+
+
+def run_config(cfg: TrainConfig, s: Setup) -> dict:
+    """config.json: the architecture and model settings, the data, the training settings, the codec."""
     train_cfg = {k: v for k, v in asdict(cfg).items() if k not in ("data", "model", "arch")}
+    budget = Budget.parse(cfg.budget)
+    train_cfg["budget_s"] = budget.amount if budget.unit == "s" else None
+    return {"arch": cfg.arch, "model": cfg.model, "data": asdict(cfg.data), "data_dir": cfg.data_dir,
+            "data_sha256": D.read_meta(s.data.folder)["sha256"], "train": train_cfg, "codec": s.codec.to_json(),
+            "resumed_from": cfg.resume, "parent": parent_record(cfg.init_from)}
+
+
+def run_metrics(cfg: TrainConfig, s: Setup, loop: Loop, budget: Budget, scores: dict, start: dict) -> dict:
+    """metrics.json: scores, steps and samples (and totals over resumed runs), times, throughput,
+    the seed, the machine's load and the package versions."""
+    wall = time.time() - start["time"]
     budget_s = budget.amount if budget.unit == "s" else None
-    train_cfg["budget_s"] = budget_s
-    config = {"arch": cfg.arch, "model": cfg.model, "data": asdict(cfg.data), "data_dir": cfg.data_dir,
-              "data_sha256": D.read_meta(data.folder)["sha256"], "train": train_cfg, "codec": codec.to_json(),
-              "resumed_from": cfg.resume, "parent": parent_record(cfg.init_from)}
-    wall = time.time() - t0
-    metrics = {"test_em": test_em, "val_em": val_em, "steps": loop.steps, "samples": loop.samples,
-               "total_steps": loop.steps + int(prior.get("total_steps", prior.get("steps", 0))),
-               "total_samples": loop.samples + int(prior.get("total_samples", prior.get("samples", 0))),
-               "params": params, "trainable_params": trainable, "seed": cfg.seed, "budget_s": budget_s,
-               "budget_steps": budget.amount if budget.unit == "steps" else None, "wall_time": wall, "setup_time": setup_s,
-               "train_time": loop.train_s, "val_time": loop.val_time, "final_eval_time": final_eval_s,
-               "train_share": loop.train_s / max(1e-9, loop.elapsed if budget_s is None else budget_s),
-               "samples_per_s": loop.samples / max(1e-9, loop.train_s), "tokens": loop.tokens,
-               "tokens_padded": loop.tokens_padded, "train_flops_estimate": 6 * params * loop.tokens_padded,
-               "final_loss": loop.loss(), "interrupted": loop.interrupted,
-               "cpu_time_per_wall": (time.process_time() - cpu0) / max(1e-9, wall),
-               "loadavg_start": load_start, "loadavg_end": list(os.getloadavg()),
-               "machine": machine(), "versions": versions(), "device": str(device),
-               "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {"test_em": scores["test_em"], "val_em": scores["val_em"], "steps": loop.steps, "samples": loop.samples,
+            "total_steps": loop.steps + int(s.prior.get("total_steps", s.prior.get("steps", 0))),
+            "total_samples": loop.samples + int(s.prior.get("total_samples", s.prior.get("samples", 0))),
+            "params": s.params, "trainable_params": s.trainable, "seed": cfg.seed, "budget_s": budget_s,
+            "budget_steps": budget.amount if budget.unit == "steps" else None, "wall_time": wall, "setup_time": s.seconds,
+            "train_time": loop.train_s, "val_time": loop.val_time, "final_eval_time": scores["final_eval_time"],
+            "train_share": loop.train_s / max(1e-9, loop.elapsed if budget_s is None else budget_s),
+            "samples_per_s": loop.samples / max(1e-9, loop.train_s), "tokens": loop.tokens,
+            "tokens_padded": loop.tokens_padded, "train_flops_estimate": 6 * s.params * loop.tokens_padded,
+            "final_loss": loop.loss(), "interrupted": loop.interrupted,
+            "cpu_time_per_wall": (time.process_time() - start["cpu"]) / max(1e-9, wall),
+            "loadavg_start": start["loadavg"], "loadavg_end": list(os.getloadavg()),
+            "machine": machine(), "versions": versions(), "device": str(s.device),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def save(cfg: TrainConfig, s: Setup, loop: Loop, config: dict, metrics: dict, adapters, console, quiet) -> dict:
+    """Save the run folder (elsewhere, saying why, if its place cannot be written; at a terminal
+    the user may name a folder) and return metrics with `run` and `save_problem`."""
     run = new_run_dir(cfg.models_dir, cfg.arch, cfg.data.task, cfg.budget)
     ask = None
     if not quiet and sys.stdin.isatty():
         ask = lambda problem: console.input(f"[red]{problem}[/red]\nEnter a folder to save the run in (empty: give up): ").strip()  # noqa: E731
-    run, metrics["save_problem"] = save_run_or_rescue(run, model, None if cfg.lora else opt, config, metrics,
+    run, metrics["save_problem"] = save_run_or_rescue(run, s.model, None if cfg.lora else s.opt, config, metrics,
                                                       "\n".join(loop.curve) + "\n", ask, adapters)
     metrics["run"] = run
     if not quiet and not metrics["save_problem"]:
-        console.print(f"saved {run}: test exact match {test_em:.2%} after {loop.steps} steps "
-                      f"({metrics['samples_per_s']:.0f} samples/s, {params:,} parameters, {loop.train_s:.1f}s of "
-                      f"{budget_s or loop.elapsed:.0f}s training, {setup_s:.1f}s setup)", soft_wrap=True)
+        console.print(f"saved {run}: test exact match {metrics['test_em']:.2%} after {loop.steps} steps "
+                      f"({metrics['samples_per_s']:.0f} samples/s, {s.params:,} parameters, {loop.train_s:.1f}s of "
+                      f"{metrics['budget_s'] or loop.elapsed:.0f}s training, {s.seconds:.1f}s setup)", soft_wrap=True)
     return metrics
 
 

@@ -70,6 +70,8 @@ PRESETS = {
                                "10min", [0, 1, 2], "the beginner set with what won the lever study: scratch-pad answers, "
                                "1,000,000 training problems: best >= 99%, every architecture >= 95%, each operation >= 98%",
                                sizes={"train_size": 1_000_000}),
+    "reverse-1min": Preset("reverse", {}, "1min", [0, 1, 2], "string reversal, lengths 1..20: every architecture >= 99%; "
+                           "OOD 21..40 and OOD2 41..80: how far each carries", ood2={"ood_min_len": 41, "ood_max_len": 80}),
 }
 QUICK = {"quick-bracket-15s": Preset("bracket", {}, "15s", [0], "smoke test")}
 COLUMNS = ["preset", "arch", "budget", "seed", "test_em", "ood_em", "ood2_em", "steps", "samples_per_s", "params",
@@ -347,7 +349,8 @@ def row_groups(r) -> dict | None:
     return groups(summ) if summ else None
 
 
-def report(df: pd.DataFrame, presets: dict):
+def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
+    """bench/results/README.md and its pictures from the rows; with readme, that file's results block too."""
     os.makedirs(RESULTS, exist_ok=True)
     df = df.reindex(columns=list(dict.fromkeys([*COLUMNS, *df.columns])))  # rows from before a column: empty
     df, earlier = (d.assign(series=[series(a, v) for a, v in zip(d["arch"], d["device"])]) for d in latest_settings(df))
@@ -400,7 +403,8 @@ def report(df: pd.DataFrame, presets: dict):
     lines += ["Every run: [runs.csv](runs.csv).", ""]
     with open(os.path.join(RESULTS, "README.md"), "w") as f:
         f.write("\n".join(lines))
-    write_readme_tables(df)
+    if readme:
+        write_readme_tables(df, readme)
 
 
 README = "README.md"
@@ -501,7 +505,7 @@ def main(argv=None):
         presets = {k: replace(p, seeds=[int(x) for x in a.seeds.split(",")]) for k, p in presets.items()}
     df = load_results()
     if a.report:
-        report(df, presets)
+        report(df, presets, README)
         return 0
     cells, todo, stale = pending(presets, arch_list, df, device)
     budgets = [Budget.parse(c[1].budget) for c in todo]
@@ -515,7 +519,7 @@ def main(argv=None):
         row = run_cell(name, p, arch, seed, a.threads, a.device)
         df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
         save_results(df)
-        report(df, presets)
+        report(df, presets, README)
         print(f"    test {row['test_em']:.2%}, ood {row['ood_em']:.2%}, {row['steps']} steps, "
               f"{row['samples_per_s']:.0f} samples/s, {row['peak_share']:.1%} of matmul peak"
               + (f", GPU busy {row['gpu_util']:.0%}" if row["gpu_util"] is not None else ""), flush=True)

@@ -50,14 +50,14 @@ def test_a_scratch_pad_answer_carries_its_work(tmp_path, monkeypatch):
     """A run trained with --format scratch answers in the natural order and shows its partial
     products, as predict --json does; an answer without a scratch pad has none (null)."""
     import dataset as D
-    import evaluate
+    import infer
     from train import TrainConfig, train
     m = train(TrainConfig(arch="gpt", budget="1steps", data=D.DataSpec("arith", {"ops": "+*", "format": "scratch"}, 500, 50, 50, 50),
                           model={"d_model": 16, "n_layer": 1}, models_dir=str(tmp_path / "models"), data_dir=str(tmp_path / "data")),
               quiet=True)
     def answers(model, codec, problems, n, device):  # what a trained model writes: results reversed after the partial products
         return [{"47*21": "74+049=789", "12+3": "51"}[p] for p in problems], [0.9] * len(problems)
-    monkeypatch.setattr(evaluate, "answers", answers)
+    monkeypatch.setattr(infer, "answers", answers)
     with TestClient(serve.create_app(load_run(m["run"]), "cpu", max_inputs=8)) as c:
         body = c.post("/predict", json={"inputs": ["47*21", "12+3"]}).json()
     assert body["outputs"] == ["987", "15"] and body["work"] == ["47 + 940", None]
