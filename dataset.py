@@ -52,19 +52,21 @@ def split_of(text: str) -> str:
     return "test" if bucket < 10 else "val" if bucket < 15 else "train"
 
 
+CURVE_SEED = 2**40  # curve sets draw from seeds of their own, apart from the splits
 STALE_DRAWS = 100_000  # draws in a row that find no new input: the split's share of the problem space is exhausted
 
 
-def _draw(task, split: str, n: int, seed: int) -> list[Example]:
+def _draw(task, split: str, n: int, seed: int, at: int | None = None) -> list[Example]:
     """n examples of split, drawn from a seed of their own. Validation, test and OOD inputs are
     distinct: when the task's problem space holds fewer of them, the split takes what exists (and
-    says so in one line); only an empty split is an error."""
-    gen = torch.Generator().manual_seed(seed * 1000 + SPLITS.index(split))
-    home = "test" if split == "ood" else split
+    says so in one line); only an empty split is an error. With `at`, the problems of a curve
+    set: from the test share, with the axis value at (task.sample_at), possibly none."""
+    gen = torch.Generator().manual_seed(seed * 1000 + SPLITS.index(split) if at is None else CURVE_SEED + seed * 10_000 + at)
+    home = "test" if split == "ood" or at is not None else split
     unique = split != "train"
     out, seen, stale = [], set(), 0
     while len(out) < n and stale < STALE_DRAWS:
-        for ex in task.sample(gen, 1024, ood=split == "ood"):
+        for ex in task.sample(gen, 1024, ood=split == "ood") if at is None else task.sample_at(gen, 1024, at):
             stale += 1
             if split_of(ex.input) != home or (unique and ex.input in seen):
                 continue
@@ -73,6 +75,8 @@ def _draw(task, split: str, n: int, seed: int) -> list[Example]:
             stale = 0
             if len(out) == n:
                 break
+    if at is not None:
+        return out
     if not out:
         raise DataError(f"the task's problem space has no {split} inputs: choose a larger task")
     if len(out) < n:
@@ -137,26 +141,72 @@ def prepare(spec: DataSpec, root="data") -> str:
     os.makedirs(root, exist_ok=True)
     tmp = tmp_dir(root)
     try:
-        hashes = {}
-        for split, n in spec.sizes().items():
-            path = os.path.join(tmp, f"{split}.jsonl")
-            with open(path, "w", encoding="utf-8") as f:
-                for ex in _draw(task, split, n, spec.seed):
-                    f.write(json.dumps(asdict(ex), ensure_ascii=False) + "\n")
-            hashes[split] = _sha256(path)
+        hashes = {split: _write_split(tmp, split, _draw(task, split, n, spec.seed)) for split, n in spec.sizes().items()}
         meta = {"task": spec.task, "options": spec.full_options(), "sizes": spec.sizes(), "seed": spec.seed,
                 "sha256": hashes, "codec": spec.codec().to_json(), "labels": labels_fingerprint(task)}
-        with open(os.path.join(tmp, "meta.json"), "w") as f:
-            json.dump(meta, f, indent=2, ensure_ascii=False)
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # another process made it first: theirs is as good as ours
-            if not os.path.isdir(folder):
-                raise
+        _publish(tmp, folder, meta)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     load_batch(folder, "train", spec.codec())  # writes the token cache that training reads
     return folder
+
+
+def _write_split(folder, split, examples) -> str:
+    """Write examples as folder/<split>.jsonl and return the file's sha256."""
+    path = os.path.join(folder, f"{split}.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        for ex in examples:
+            f.write(json.dumps(asdict(ex), ensure_ascii=False) + "\n")
+    return _sha256(path)
+
+
+def _publish(tmp, folder, meta):
+    """Write meta.json into the finished tmp folder and rename it to folder (atomic)."""
+    with open(os.path.join(tmp, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=2, ensure_ascii=False)
+    try:
+        os.rename(tmp, folder)
+    except OSError:  # another process made it first: theirs is as good as ours
+        if not os.path.isdir(folder):
+            raise
+
+
+# ----------------------------------------------------------------------------- accuracy curves
+
+CURVE_SIZE = 100  # problems per value of a curve (fewer where the problem space's test share holds fewer)
+
+
+def prepare_curve(spec: DataSpec, per_value: int = CURVE_SIZE, root="data") -> str:
+    """The frozen curve sets of spec's task: for every value of its axis (tasks.common.Axis, 1 to
+    4 x the training maximum), up to per_value distinct problems with exactly that value, from the
+    test share of the hash split (so none is a training input), each value a file `at-<v>.jsonl`
+    verified by sha256 like a split. Made once per task, options, size and data seed, atomically."""
+    task = make_task(spec.task, spec.options)
+    values = task.axis().values()
+    probe = json.dumps([asdict(e) for v in (1, values[-1]) for e in task.sample_at(torch.Generator().manual_seed(0), 8, v)],
+                       sort_keys=True, ensure_ascii=False)
+    key = json.dumps({"task": spec.task, "options": spec.full_options(), "per_value": per_value, "seed": spec.seed,
+                      "values": values, "codec": spec.codec().tokens, "labels": hashlib.sha256(probe.encode()).hexdigest()},
+                     sort_keys=True, ensure_ascii=False)
+    folder = os.path.join(root, f"{spec.task}-curve-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
+    clean_stale(root)
+    if os.path.isdir(folder):
+        return folder
+    os.makedirs(root, exist_ok=True)
+    tmp = tmp_dir(root)
+    try:
+        hashes = {f"at-{v}": _write_split(tmp, f"at-{v}", _draw(task, "test", per_value, spec.seed, at=v)) for v in values}
+        _publish(tmp, folder, {"task": spec.task, "options": spec.full_options(), "axis": task.axis().name,
+                               "trained": task.axis().trained, "values": values, "per_value": per_value,
+                               "seed": spec.seed, "sha256": hashes, "codec": spec.codec().to_json()})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def load_curve(folder: str) -> dict[int, list[Example]]:
+    """A curve folder's sets, value -> examples (each file checked as load_split checks a split)."""
+    return {v: load_split(folder, f"at-{v}") for v in read_meta(folder)["values"]}
 
 
 def read_meta(folder: str) -> dict:

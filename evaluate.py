@@ -4,12 +4,17 @@
     python evaluate.py models/<run>       # score one run
     python evaluate.py --latest           # score the newest run
     python evaluate.py --all              # leaderboard of every saved run (CSV + Markdown too)
+    python evaluate.py --latest --curve   # exact match at every input length (digit count) up to 4x training
+    python evaluate.py --compare RUN RUN  # several runs' curves on one plot
 
 The decoder is given nothing about the answer: not its length, not its tokens. It may write up to
 the task's longest possible answer plus 8 tokens. Metrics: exact match (primary), token accuracy
 (position by position, over the longer of output and answer), normalised edit distance; broken
 down by the task's own metadata, on the test and the out-of-distribution split, next to trivial
-baselines. Results go to evaluation_result.txt (per problem, like the reference) and
+baselines. A curve (--curve) scores the run at every value of its task's axis (input length or
+the longer operand's digits) from 1 to 4x the training maximum, on frozen sets from the test share
+(dataset.prepare_curve); its decoder may write up to the longest answer of the sets plus 8 tokens.
+Results go to evaluation_result.txt (per problem, like the reference) and
 evaluation_summary.json in the run folder; a later evaluation gets a new number, never overwrites.
 """
 import os
@@ -30,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 import dataset as D
-from infer import correct, predict
+from infer import answers, correct, predict
 from onnxrun import add_runtime_argument
 from cli import Parser, UserError, add_device_args, add_run_args, fail, pick_device, pick_run, use_device
 from files import clean_stale, write_json, write_text
@@ -113,6 +118,103 @@ def evaluate_run(path, device="auto", ood: dict | None = None, runtime="torch") 
     result["baselines"] = baselines(D.load_split(folder, "train"), D.load_split(folder, "test"))
     write_results(path, frames["test"], result)
     return result
+
+
+def curve_run(path, device="auto", per_value=D.CURVE_SIZE, runtime="torch") -> dict:
+    """Exact match of a run at every value of its task's axis, written to by_<axis>.csv and
+    by_<axis>.png in the run folder (numbered, never overwritten). Returns {"axis", "trained",
+    "curve": DataFrame(value, exact_match, n), "files"}; a value with no problems has n 0."""
+    device = pick_device(device) if isinstance(device, str) else device
+    run = load_run(path, device, runtime)
+    spec = D.DataSpec(**run.config["data"])
+    folder = D.prepare_curve(spec, per_value, run.config.get("data_dir", "data"))
+    sets, axis = D.load_curve(folder), run.task.axis()
+    exs = [e for v in sets for e in sets[v]]
+    cap = max(len(run.codec.encode(e.target)) for e in exs) + 8
+    outs = iter(answers(run.model, run.codec, [e.input for e in exs], cap, device)[0])
+    rows = []
+    for v, group in sets.items():
+        hits = [correct(run.task, next(outs), e.target) for e in group]
+        rows.append({"value": v, "exact_match": sum(hits) / len(hits) if hits else float("nan"), "n": len(hits)})
+    curve = pd.DataFrame(rows)
+    clean_stale(path)
+    csv = next_free(os.path.join(path, f"by_{axis.name}.csv"))
+    png = csv[:-4] + ".png"
+    write_text(csv, curve.to_csv(index=False))
+    plot_curves({run_label(path, run.config): curve}, axis.name, axis.trained, png, f"{run.config['arch']} on {spec.task}")
+    return {"axis": axis.name, "trained": axis.trained, "curve": curve, "files": [csv, png]}
+
+
+def run_label(path, config) -> str:
+    return f"{config['arch']} ({os.path.basename(path.rstrip('/'))})"
+
+
+def plot_curves(curves: dict, axis: str, trained: int, path: str, title: str):
+    """One line per curve (label -> DataFrame of value, exact_match) over the axis, the values past
+    training shaded, written as a PNG to path (atomically)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, c in curves.items():
+        ax.plot(c["value"], c["exact_match"] * 100, marker="." if len(c) > 30 else "o", ms=3, label=label)
+    top = max(c["value"].max() for c in curves.values())
+    ax.axvspan(trained + 0.5, top + 0.5, color="grey", alpha=0.12, lw=0)
+    ax.axvline(trained + 0.5, color="grey", ls="--")
+    ax.text(trained + 1, 3, "longer than training" if axis == "length" else "more digits than training", color="grey", fontsize=8)
+    ax.set_xlabel("input length" if axis == "length" else "digits of the longer operand")
+    ax.set_ylabel("exact match (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = os.path.join(os.path.dirname(path) or ".", f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def latest_curve(run) -> pd.DataFrame | None:
+    """The newest by_<axis>.csv a run folder holds, or None."""
+    files = [f for f in os.listdir(run) if f.startswith("by_") and f.endswith(".csv")] if os.path.isdir(run) else []
+    if not files:
+        return None
+    return pd.read_csv(os.path.join(run, max(files, key=lambda f: os.path.getmtime(os.path.join(run, f)))))
+
+
+def compare(paths, root, device="auto", per_value=D.CURVE_SIZE, runtime="torch") -> str:
+    """Several runs' curves on one plot, written to <root>/compare_by_<axis>.png (numbered); a run
+    scored before (by_<axis>.csv) is not scored again. The runs must share a task."""
+    curves, axes = {}, set()
+    for path in paths:
+        run = load_run(path, "cpu", runtime)
+        axis = run.task.axis()
+        axes.add((run.config["data"]["task"], axis.name, axis.trained))
+        if len(axes) > 1:
+            raise UserError(f"runs of different tasks or training ranges cannot share a plot: {sorted(axes)}")
+        c = latest_curve(path)
+        curves[run_label(path, run.config)] = c if c is not None else curve_run(path, device, per_value, runtime)["curve"]
+    task, name, trained = axes.pop()
+    out = next_free(os.path.join(root, f"compare_by_{name}.png"))
+    os.makedirs(root, exist_ok=True)
+    plot_curves(curves, name, trained, out, f"{task}: exact match by {name}")
+    return out
+
+
+def show_curve(result):
+    """The curve as a table: a row per value, or per ten values (pooled) on a long axis."""
+    c = result["curve"]
+    width = 1 if len(c) <= 30 else 10
+    t = Table(title=f"exact match by {result['axis']} (trained up to {result['trained']})")
+    for col in (result["axis"], "exact match", "n"):
+        t.add_column(col, justify="right")
+    for lo in range(1, int(c["value"].max()) + 1, width):
+        g = c[(c["value"] >= lo) & (c["value"] < lo + width)]
+        n, hits = int(g["n"].sum()), float((g["exact_match"].fillna(0) * g["n"]).sum())
+        t.add_row(str(lo) if width == 1 else f"{lo}..{lo + width - 1}", f"{hits / n:.2%}" if n else "-", str(n))
+    console.print(t)
+    console.print(f"written: {', '.join(result['files'])}")
 
 
 def next_free(path: str) -> str:
@@ -229,6 +331,10 @@ def main(argv=None):
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_args(p, "score")
     p.add_argument("--all", action="store_true", help="leaderboard of every saved run")
+    p.add_argument("--curve", action="store_true", help="score the run at every input length (digit count) from 1 to 4x training")
+    p.add_argument("--compare", nargs="+", metavar="RUN", help="draw these runs' curves on one plot (scoring those without one)")
+    p.add_argument("--per-value", type=int, default=D.CURVE_SIZE,
+                   help=f"problems per length (digit count) of a curve (default {D.CURVE_SIZE})")
     add_device_args(p)
     add_runtime_argument(p)
     g = p.add_argument_group("another OOD range for the run's task (train, validation and test stay its own)")
@@ -242,11 +348,19 @@ def main(argv=None):
         device = use_device(a)
         if a.all:
             return leaderboard(a.models_dir)
+        if a.per_value < 1:
+            raise UserError(f"--per-value must be at least 1, got {a.per_value}")
+        if a.compare:
+            console.print(f"written: {compare(a.compare, a.models_dir, device, a.per_value, a.runtime)}")
+            return 0
         if not (a.run or a.latest or sys.stdin.isatty()):
             p.print_usage(sys.stderr)
             fail("give a run folder, --latest or --all (no terminal to ask on)")
-        result = evaluate_run(pick_run(a.run, a.latest, a.models_dir, "evaluate"), device, ood, a.runtime)
-        show(result)
+        path = pick_run(a.run, a.latest, a.models_dir, "evaluate")
+        if a.curve:
+            show_curve(curve_run(path, device, a.per_value, a.runtime))
+        else:
+            show(evaluate_run(path, device, ood, a.runtime))
     except UserError as e:
         fail(str(e))
     except OSError as e:  # a full disk or a read-only run folder: write_text left nothing behind

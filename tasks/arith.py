@@ -29,9 +29,10 @@ from fractions import Fraction
 
 import torch
 
-from tasks.common import BadInput, DataError, Example, Task, Traits, fold, option
+from tasks.common import Axis, BadInput, DataError, Example, Task, Traits, fold, option
 
 FORMATS = ("plain", "reversed", "latex", "scratch")
+MAX_DIGITS = 12  # the most digits an operand of any split (or accuracy curve) may have
 NUMBER = r"\d+(?:\.\d+)?"
 PROBLEM = re.compile(rf"(-?{NUMBER})([-+*/])(\(-{NUMBER}\)|{NUMBER})")
 TYPED = re.compile(rf"\(?(-?{NUMBER})\)?([-+*/])\(?(-?{NUMBER})\)?")
@@ -62,8 +63,8 @@ class Arith(Task):
         if cfg.format not in FORMATS:
             raise DataError(f"arith format must be one of {', '.join(FORMATS)}, got {cfg.format!r}")
         self.ood = (cfg.ood_min_digits or cfg.digits + 1, cfg.ood_max_digits or cfg.ood_min_digits or cfg.digits + 1)
-        if not cfg.digits < self.ood[0] <= self.ood[1] <= 12:
-            raise DataError(f"arith OOD digits need digits < ood_min_digits <= ood_max_digits <= 12, got {self.ood}")
+        if not cfg.digits < self.ood[0] <= self.ood[1] <= MAX_DIGITS:
+            raise DataError(f"arith OOD digits need digits < ood_min_digits <= ood_max_digits <= {MAX_DIGITS}, got {self.ood}")
         self.cfg = cfg
 
     def symbols(self) -> list[str]:
@@ -106,12 +107,13 @@ class Arith(Task):
             x *= 10
         return -x if self.cfg.negatives and rng.random() < 0.25 else x
 
-    def _pair(self, rng, op, ood):
-        lo, hi = self.ood if ood else (self.cfg.digits, self.cfg.digits)
+    def _pair(self, rng, op, span):
+        """Operands for op: each of 1..digits digits, or with span (lo, hi) the longer of lo..hi digits."""
+        lo, hi = span or (self.cfg.digits, self.cfg.digits)
         d = hi if lo == hi else rng.randint(lo, hi)  # the longer operand's digits
         while True:
             (a, ka), (b, kb) = self._operand(rng, d), self._operand(rng, d)
-            if ood and max(ka, kb) < d:  # force one operand to the new digit count
+            if span and max(ka, kb) < d:  # force one operand to the digit count
                 if rng.random() < 0.5:
                     a, ka = self._with_digits(rng, d), d
                 else:
@@ -125,12 +127,21 @@ class Arith(Task):
                     return a, b, ka, kb
                 a = self._with_digits(rng, ka)
 
+    def axis(self) -> Axis:
+        return Axis("digits", self.cfg.digits, MAX_DIGITS)
+
     def sample(self, gen: torch.Generator, n: int, ood: bool = False) -> list[Example]:
+        return self._problems(gen, n, self.ood if ood else None)
+
+    def sample_at(self, gen: torch.Generator, n: int, value: int) -> list[Example]:
+        return self._problems(gen, n, (value, value))
+
+    def _problems(self, gen, n, span) -> list[Example]:
         rng = random.Random(int(torch.randint(2**62, (1,), generator=gen)))
         out = []
         for _ in range(n):
             op = rng.choice(self.cfg.ops)
-            a, b, ka, kb = self._pair(rng, op, ood)
+            a, b, ka, kb = self._pair(rng, op, span)
             value = {"+": (a + b, 1), "-": (a - b, 1), "*": (a * b, 2), "/": ((a * 100) // b if b else 0, 2)}[op]
             A, B, V = num(a, 1), num(b, 1), num(*value)
             text = f"{A}{op}{B if b >= 0 else '(' + B + ')'}"

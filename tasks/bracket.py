@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tasks.common import BadInput, DataError, Example, Task, Traits, option
+from tasks.common import Axis, BadInput, DataError, Example, Task, Traits, option
 
 
 @dataclass
@@ -56,9 +56,17 @@ class Bracket(Task):
         """The longest input of any split (the OOD split's)."""
         return max(self.cfg.max_len, self.cfg.ood_max_len)
 
+    def axis(self) -> Axis:
+        return Axis("length", self.cfg.max_len, 1000)
+
     def sample(self, gen: torch.Generator, n: int, ood: bool = False) -> list[Example]:
+        return self._prefixes(gen, n, *((self.cfg.ood_min_len, self.cfg.ood_max_len) if ood else (self.cfg.min_len, self.cfg.max_len)))
+
+    def sample_at(self, gen: torch.Generator, n: int, value: int) -> list[Example]:
+        return self._prefixes(gen, n, value, value)
+
+    def _prefixes(self, gen, n, lo, hi) -> list[Example]:
         rng = random.Random(int(torch.randint(2**62, (1,), generator=gen)))
-        lo, hi = (self.cfg.ood_min_len, self.cfg.ood_max_len) if ood else (self.cfg.min_len, self.cfg.max_len)
         out = []
         for _ in range(n):
             length, stack, chars, deepest = rng.randint(lo, hi), [], [], 0

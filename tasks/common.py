@@ -39,6 +39,19 @@ def options_of(config_cls) -> list:
 
 
 @dataclass(frozen=True)
+class Axis:
+    """What an accuracy curve varies (evaluate.py --curve): a property of every problem named
+    `name` (input length, the longer operand's digits); `trained` is the largest value training
+    draws, `limit` the largest the task can make. Curves run from 1 to 4 x trained, up to limit."""
+    name: str
+    trained: int
+    limit: int
+
+    def values(self) -> list[int]:
+        return list(range(1, min(4 * self.trained, self.limit) + 1))
+
+
+@dataclass(frozen=True)
 class Traits:
     """What an architecture may tailor its defaults to (archs/*.py task_defaults), so that models
     never read a task's options. Each trait is a property of the problems, not of a task's name."""
@@ -68,6 +81,15 @@ class Task(ABC):
     def sample(self, gen, n: int, ood: bool = False) -> list[Example]:
         """n examples drawn from the seeded torch.Generator gen: the training distribution, or
         with ood the out-of-distribution one (longer inputs, more digits)."""
+
+    @abstractmethod
+    def axis(self) -> Axis:
+        """The quantity accuracy curves vary (Axis)."""
+
+    @abstractmethod
+    def sample_at(self, gen, n: int, value: int) -> list[Example]:
+        """n examples drawn from gen whose axis value is exactly value (any value from 1 to the
+        axis' limit, inside the training range or beyond it); otherwise drawn as in training."""
 
     @abstractmethod
     def max_input_len(self) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tasks.common import DataError, Example, Task, option
+from tasks.common import Axis, DataError, Example, Task, option
 
 
 @dataclass
@@ -44,9 +44,17 @@ class Reverse(Task):
     def max_target_len(self) -> int:
         return self.max_input_len()
 
+    def axis(self) -> Axis:
+        return Axis("length", self.cfg.max_len, 1000)
+
     def sample(self, gen: torch.Generator, n: int, ood: bool = False) -> list[Example]:
+        return self._strings(gen, n, *((self.cfg.ood_min_len, self.cfg.ood_max_len) if ood else (self.cfg.min_len, self.cfg.max_len)))
+
+    def sample_at(self, gen: torch.Generator, n: int, value: int) -> list[Example]:
+        return self._strings(gen, n, value, value)
+
+    def _strings(self, gen, n, lo, hi) -> list[Example]:
         rng = random.Random(int(torch.randint(2**62, (1,), generator=gen)))
-        lo, hi = (self.cfg.ood_min_len, self.cfg.ood_max_len) if ood else (self.cfg.min_len, self.cfg.max_len)
         out = []
         for _ in range(n):
             text = "".join(rng.choices(self.cfg.alphabet, k=rng.randint(lo, hi)))

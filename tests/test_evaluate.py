@@ -5,6 +5,7 @@ import re
 import shutil
 from fractions import Fraction
 
+import pandas as pd
 import pytest
 import torch
 
@@ -171,3 +172,24 @@ def test_scoring_on_another_ood_range(trained_run):
     for bad in (["--ood-min-digits", "5"], ["--ood-min-len", "50", "--ood-max-len", "40"]):
         p = run_main("evaluate.py", str(run), *bad, cwd=cwd)
         assert_one_line_error(p)
+
+
+def test_accuracy_curve_and_comparison(trained_run, arith_run):
+    """--curve scores a run at every length from 1 to 4x training (CSV and PNG, numbered, never
+    overwritten); --compare draws several runs, scoring only those without a curve."""
+    cwd, run = trained_run
+    p, _ = run_cli("evaluate.py", str(run), "--curve", "--per-value", "3", "--device", "cpu", cwd=cwd)
+    assert p.returncode == 0, p.stderr
+    max_len = json.load(open(run / "config.json"))["data"]["options"].get("max_len", 30)
+    c = pd.read_csv(run / "by_length.csv")
+    assert list(c["value"]) == list(range(1, 4 * max_len + 1)) and (c["n"] <= 3).all() and c["n"].sum() > 300
+    assert c["exact_match"].dropna().between(0, 1).all() and os.path.getsize(run / "by_length.png") > 1000
+    assert "exact match by length" in p.stdout
+    p, _ = run_cli("evaluate.py", str(run), "--curve", "--per-value", "3", cwd=cwd)
+    assert p.returncode == 0 and (run / "by_length.2.csv").exists() and (run / "by_length.csv").exists()
+    p, _ = run_cli("evaluate.py", "--compare", str(run), str(run), "--models-dir", str(cwd / "plots"), cwd=cwd)
+    assert p.returncode == 0 and os.path.getsize(cwd / "plots" / "compare_by_length.png") > 1000, p.stderr
+    assert not (run / "by_length.3.csv").exists(), "a run with a curve is not scored again"
+    p = run_main("evaluate.py", "--compare", str(run), str(arith_run[1]), cwd=cwd)
+    assert_one_line_error(p)
+    assert "different tasks" in p.stderr

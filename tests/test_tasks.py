@@ -105,6 +105,39 @@ def test_every_script_works_with_it(name, tmp_path, monkeypatch):
     assert os.path.isfile(os.path.join(m["run"], "model.safetensors"))
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_curve_sets_are_seeded_frozen_and_held_out(name, tmp_path):
+    """An accuracy curve's sets (dataset.prepare_curve): every value of the task's axis from 1 to
+    4x training, seeded problems the codec reads, none of them a training input, verified on load."""
+    task = make_task(name)
+    axis = task.axis()
+    assert axis.trained >= 1 and axis.values() == list(range(1, min(4 * axis.trained, axis.limit) + 1))
+    gen = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    assert task.sample_at(gen(), 20, axis.trained) == task.sample_at(gen(), 20, axis.trained)
+    codec = codec_of(task)
+    for v in (1, axis.trained, axis.values()[-1]):
+        for e in task.sample_at(gen(), 20, v):
+            assert codec.decode(codec.encode(e.input)) == e.input and codec.decode(codec.encode(e.target)) == e.target
+            task.check(e.input)  # a problem of the task, whatever its warnings
+    folder = D.prepare_curve(D.DataSpec(name, {}), 4, tmp_path)
+    sets = D.load_curve(folder)
+    assert list(sets) == axis.values() and all(len(s) <= 4 for s in sets.values()) and len(sets[axis.trained]) == 4
+    assert all(D.split_of(e.input) == "test" for s in sets.values() for e in s), "none is a train or validation input"
+    assert D.prepare_curve(D.DataSpec(name, {}), 4, tmp_path) == folder
+    with open(os.path.join(folder, f"at-{axis.trained}.jsonl"), "a") as f:
+        f.write('{"input": "x", "target": "y", "meta": {}}\n')
+    with pytest.raises(D.DataError, match="bad line|sha256"):
+        D.load_curve(folder)
+
+
+@pytest.mark.parametrize("name,value_of", [("bracket", lambda e: e.meta["length"]), ("reverse", lambda e: e.meta["length"]),
+                                           ("arith", lambda e: max(int(k) for k in e.meta["digits"].split("x")))])
+def test_sample_at_pins_the_axis(name, value_of):
+    task = make_task(name)
+    for v in (1, 2, task.axis().trained + 3):
+        assert {value_of(e) for e in task.sample_at(torch.Generator().manual_seed(v), 50, v)} == {v}
+
+
 def test_a_small_problem_space_trains(tmp_path):
     """`train.py gpt ... --task arith --ops +- --digits 2`: the validation and test splits take the
     distinct inputs there are, and the run trains and saves."""
