@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights
+from archs.common import POS_KINDS, Block, DigitPlaces, Fire, Positions, check_vocab, init_weights
 from codec import MASK, PAD
 
 
@@ -25,7 +25,7 @@ class Config:
     n_head: int = 4
     d_model: int = 64
     dropout: float = 0.0
-    pos: str = "alibi"  # alibi | rope | none (see archs/common.py)
+    pos: str = "alibi"  # alibi | rope | none | fire (see archs/common.py)
     n_slots: int = 16  # task_defaults sets it to the task's longest answer + 1
     refine: bool = False  # Mask-Predict training and decoding (see above); False: one pass
     places: bool = False  # digit place embeddings of the prompt (archs/common.py DigitPlaces)
@@ -76,6 +76,7 @@ class Model(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.n_head, cfg.dropout) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.fire = Fire(cfg.n_head, bidirectional=True) if cfg.pos == "fire" else None
         self.places = None
         if cfg.places or cfg.place_bias:
             self.places = DigitPlaces(cfg.d_model, cfg.vocab_size, cfg.digit_ids, cfg.point_id, embed=cfg.places,
@@ -85,7 +86,7 @@ class Model(nn.Module):
 
     def forward(self, x, slot_pos):
         """Logits (B, n_slots, V) of the slots of x at slot_pos (layouts.slot_inputs)."""
-        bias, rope = Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal=False).step(x != PAD)
+        bias, rope = Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal=False, fire=self.fire).step(x != PAD)
         h = self.emb(x)
         if self.places is not None:  # the prompt's digit places; the slots (answer tokens under refine) have none
             places = self.places.places(x.scatter(1, slot_pos, MASK), "prompt")

@@ -4,9 +4,11 @@ Position encoding. Default is ALiBi (Press et al., "Train Short, Test Long", 202
 embedding at all, each head adds -slope * |i - j| to its attention scores. It depends only on
 relative distance, so a model trained on inputs of length 1..30 meets nothing new at length 60,
 and the heads with small slopes still see the whole sequence (needed to find an opener far back).
-`rope` (rotary, relative but with frequencies never seen past the training length) and `none`
-(NoPE: a causal mask alone lets a decoder count positions) are switches; gpt takes `none` on
-nested tasks (archs/gpt.py task_defaults).
+`rope` (rotary, relative but with frequencies never seen past the training length), `none`
+(NoPE: a causal mask alone lets a decoder count positions) and `fire` (FIRE, Li et al.,
+"Functional Interpolation for Relative Positions", 2023: a learned bias of the distance divided by
+the query's position, so longer inputs map into the range training saw; class Fire) are switches;
+gpt takes `none` on nested tasks (archs/gpt.py task_defaults). The bench presets pos-* compare them.
 
 A distance penalty is symmetric, so in a bidirectional stack (tra's encoder, ber) ALiBi alone
 cannot tell left from right; there half the heads attend to the left (and themselves) and half
@@ -17,6 +19,8 @@ Masks. Every model builds one additive bias per forward (B, H, Tq, Tk) from toke
 key-validity mask, shared by all layers. A query always sees itself, so no row is fully masked
 (padding queries would otherwise produce NaN that leaks through the values of later layers).
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -24,7 +28,7 @@ import torch.nn.functional as F
 from codec import SEP
 
 
-POS_KINDS = ("alibi", "rope", "none")
+POS_KINDS = ("alibi", "rope", "none", "fire")
 
 
 def positions(valid: torch.Tensor) -> torch.Tensor:
@@ -44,9 +48,33 @@ def head_slopes(n_head: int, bidirectional: bool) -> torch.Tensor:
     return torch.cat((half[: n_head // 2], half))
 
 
-def attn_bias(pos_kind, n_head, q_pos, k_pos, k_valid, causal, device):
-    """Additive attention bias (B, H|1, Tq, Tk): ALiBi distances plus -inf where a key is hidden.
-    Causality and self-visibility are by index; q_pos/k_pos are the tokens' positions."""
+class Fire(nn.Module):
+    """FIRE: head h adds f(psi(|i - j|) / psi(max(L, n)))[h] to its scores, psi(x) = log(c x + 1),
+    f a two-layer MLP, c > 0 and the threshold L learned. n is the query's position + 1 in a causal
+    stack (and for cross-attention, where the decoder stands after the input), the number of real
+    keys in a bidirectional one; there the sign of i - j is a second input, to tell left from right."""
+
+    def __init__(self, n_head, bidirectional=False, hidden=32):
+        super().__init__()
+        self.bidirectional = bidirectional
+        self.mlp = nn.Sequential(nn.Linear(1 + bidirectional, hidden), nn.ReLU(), nn.Linear(hidden, n_head))
+        self.log_c = nn.Parameter(torch.tensor(math.log(0.1)))
+        self.L = nn.Parameter(torch.tensor(8.0))
+
+    def forward(self, q_pos, k_pos, k_valid):
+        """The bias (B, H, Tq, Tk) for queries at q_pos (B, Tq) and keys at k_pos (B, Tk)."""
+        d = (q_pos[:, :, None] - k_pos[:, None, :]).float()
+        c = self.log_c.exp()
+        n = k_valid.sum(1).float()[:, None, None] if self.bidirectional else q_pos.float()[:, :, None] + 1
+        x = torch.log1p(c * d.abs()) / torch.log1p(c * torch.maximum(n, self.L.abs() + 1))
+        x = torch.stack((x, d.sign()), -1) if self.bidirectional else x[..., None]
+        return self.mlp(x).permute(0, 3, 1, 2)
+
+
+def attn_bias(pos_kind, n_head, q_pos, k_pos, k_valid, causal, device, fire=None):
+    """Additive attention bias (B, H|1, Tq, Tk): ALiBi distances (or FIRE's learned bias, from the
+    module fire) plus -inf where a key is hidden. Causality and self-visibility are by index;
+    q_pos/k_pos are the tokens' positions."""
     Tq, Tk = q_pos.shape[1], k_pos.shape[1]
     q_idx = torch.arange(Tk - Tq, Tk, device=device)  # queries are the last Tq keys
     k_idx = torch.arange(Tk, device=device)
@@ -66,10 +94,12 @@ def attn_bias(pos_kind, n_head, q_pos, k_pos, k_valid, causal, device):
     if pos_kind == "alibi":
         dist = (q_pos[:, :, None] - k_pos[:, None, :]).abs().float()
         bias = bias - head_slopes(n_head, bidirectional).to(device)[None, :, None, None] * dist[:, None]
+    if pos_kind == "fire":
+        bias = bias + fire(q_pos, k_pos, k_valid)
     return bias
 
 
-def cross_bias(pos_kind, n_head, q_pos, k_valid):
+def cross_bias(pos_kind, n_head, q_pos, k_valid, fire=None):
     """Bias for cross-attention from decoder tokens to a right-padded memory: hide padding and,
     with ALiBi, penalise distance as if decoder token j stood right after the input (so the first
     answer token looks hardest at the end of the input, where the innermost open bracket is)."""
@@ -79,6 +109,9 @@ def cross_bias(pos_kind, n_head, q_pos, k_valid):
         q_abs = k_valid.sum(1, keepdim=True) + q_pos
         dist = (q_abs[:, :, None] - torch.arange(Tk, device=k_valid.device)[None, None, :]).abs().float()
         bias = bias - alibi_slopes(n_head).to(k_valid.device)[None, :, None, None] * dist[:, None]
+    if pos_kind == "fire":
+        k_pos = torch.arange(Tk, device=k_valid.device).expand(B, -1)
+        bias = bias + fire(k_valid.sum(1, keepdim=True) + q_pos, k_pos, k_valid)
     return bias
 
 
@@ -151,8 +184,8 @@ class Positions:
     """Per-row positions and validity of every key seen so far, for one attention stack; a
     decoding state's pos and valid (B, S) when continuing one."""
 
-    def __init__(self, kind, n_head, head_dim, causal, k_pos=None, k_valid=None):
-        self.kind, self.n_head, self.head_dim, self.causal = kind, n_head, head_dim, causal
+    def __init__(self, kind, n_head, head_dim, causal, k_pos=None, k_valid=None, fire=None):
+        self.kind, self.n_head, self.head_dim, self.causal, self.fire = kind, n_head, head_dim, causal, fire
         self.k_pos, self.k_valid, self.last = k_pos, k_valid, None
 
     def step(self, valid_new):
@@ -162,7 +195,7 @@ class Positions:
         self.k_pos = new_pos if self.k_pos is None else torch.cat((self.k_pos, new_pos), 1)
         self.k_valid = valid_new if self.k_valid is None else torch.cat((self.k_valid, valid_new), 1)
         self.last = new_pos
-        bias = attn_bias(self.kind, self.n_head, new_pos, self.k_pos, self.k_valid, self.causal, valid_new.device)
+        bias = attn_bias(self.kind, self.n_head, new_pos, self.k_pos, self.k_valid, self.causal, valid_new.device, self.fire)
         return bias, rope_tables(new_pos, self.head_dim) if self.kind == "rope" else None
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, DigitPlaces, Positions, check_vocab, init_weights, layer_caches, stack_caches
+from archs.common import POS_KINDS, Block, DigitPlaces, Fire, Positions, check_vocab, init_weights, layer_caches, stack_caches
 from codec import PAD
 
 
@@ -15,7 +15,7 @@ class Config:
     n_head: int = 4
     d_model: int = 64
     dropout: float = 0.0
-    pos: str = "alibi"  # alibi | rope | none (see archs/common.py)
+    pos: str = "alibi"  # alibi | rope | none | fire (see archs/common.py)
     places: bool = False  # digit place embeddings (archs/common.py DigitPlaces)
     place_bias: int = 0  # > 0: attention bias by digit place difference, clamped to +-place_bias (DigitPlaces)
     vocab_size: int = 0  # len(codec), set when the model is built
@@ -67,6 +67,7 @@ class Model(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.n_head, cfg.dropout) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.fire = Fire(cfg.n_head) if cfg.pos == "fire" else None
         self.places = None
         if cfg.places or cfg.place_bias:
             self.places = DigitPlaces(cfg.d_model, cfg.vocab_size, cfg.digit_ids, cfg.point_id, embed=cfg.places,
@@ -76,7 +77,7 @@ class Model(nn.Module):
 
     def _positions(self, state=None):
         return Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal=True,
-                         k_pos=None if state is None else state["pos"], k_valid=None if state is None else state["valid"])
+                         k_pos=None if state is None else state["pos"], k_valid=None if state is None else state["valid"], fire=self.fire)
 
     def _run(self, tokens, positions, caches=None, places=None, key_places=None):
         """places (B, T): the tokens' digit places; key_places (B, S): those of every key so far."""

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from archs.common import (POS_KINDS, Block, DigitPlaces, Positions, check_vocab, cross_bias, init_weights, layer_caches,
+from archs.common import (POS_KINDS, Block, DigitPlaces, Fire, Positions, check_vocab, cross_bias, init_weights, layer_caches,
                           stack_caches)
 from codec import PAD
 
@@ -17,7 +17,7 @@ class Config:
     n_head: int = 2
     d_model: int = 32
     dropout: float = 0.0
-    pos: str = "alibi"  # alibi | rope | none (see archs/common.py)
+    pos: str = "alibi"  # alibi | rope | none | fire (see archs/common.py)
     places: bool = False  # digit place embeddings (archs/common.py DigitPlaces)
     place_bias: int = 0  # > 0: cross-attention bias by digit place difference, clamped to +-place_bias (DigitPlaces)
     vocab_size: int = 0  # len(codec), set when the model is built
@@ -69,6 +69,10 @@ class Model(nn.Module):
         self.decoder = nn.ModuleList(Block(cfg.d_model, cfg.n_head, cfg.dropout, cross=True) for _ in range(cfg.n_layer))
         self.ln_enc, self.ln_dec = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.pos == "fire":  # one per attention stack: the encoder's, the decoder's and the cross-attention's
+            self.enc_fire, self.dec_fire, self.cross_fire = Fire(cfg.n_head, bidirectional=True), Fire(cfg.n_head), Fire(cfg.n_head)
+        else:
+            self.enc_fire = self.dec_fire = self.cross_fire = None
         self.places = None
         if cfg.places or cfg.place_bias:
             self.places = DigitPlaces(cfg.d_model, cfg.vocab_size, cfg.digit_ids, cfg.point_id, embed=cfg.places,
@@ -78,7 +82,8 @@ class Model(nn.Module):
 
     def _positions(self, causal, state=None):
         return Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal,
-                         k_pos=None if state is None else state["pos"], k_valid=None if state is None else state["valid"])
+                         k_pos=None if state is None else state["pos"], k_valid=None if state is None else state["valid"],
+                         fire=self.dec_fire if causal else self.enc_fire)
 
     def _encode(self, src):
         """The memory (B, Ts, C), which of it is real, and its digit places (None without places)."""
@@ -95,7 +100,7 @@ class Model(nn.Module):
         """places (B, T): the tokens' digit places; mem_places (B, Ts): the memory's."""
         bias, rope = positions.step(tokens != PAD)
         x = self.drop(self.emb(tokens) if not self.cfg.places else self.emb(tokens) + self.places.embed(places))
-        mb = cross_bias(self.cfg.pos, self.cfg.n_head, positions.last, mem_valid)
+        mb = cross_bias(self.cfg.pos, self.cfg.n_head, positions.last, mem_valid, self.cross_fire)
         if self.cfg.place_bias:
             mb = mb + self.places.attn_bias(places, mem_places)
         for i, block in enumerate(self.decoder):

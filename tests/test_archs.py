@@ -20,7 +20,10 @@ CODEC = codec_of(TASK)
 SMALL_MODELS = {"gru": {"d_model": 64}, "lstm": {"d_model": 64}, "tra": {"d_model": 32, "n_layer": 1},
                 "ber": {"d_model": 32, "n_layer": 2, "n_slots": 6}, "gpt": {"d_model": 32, "n_layer": 2},
                 "ber-refine": {"d_model": 32, "n_layer": 2, "n_slots": 6, "refine": True},
-                "gpt-nope": {"d_model": 32, "n_layer": 2, "pos": "none"}}  # gpt's bracket default
+                "gpt-nope": {"d_model": 32, "n_layer": 2, "pos": "none"},  # gpt's bracket default
+                "tra-fire": {"d_model": 32, "n_layer": 1, "pos": "fire"}, "ber-fire": {"d_model": 32, "n_layer": 2, "n_slots": 6, "pos": "fire"},
+                "gpt-fire": {"d_model": 32, "n_layer": 2, "pos": "fire"}}
+FIRE = ["tra-fire", "ber-fire", "gpt-fire"]  # learned positions: their modules must save, load, mask and decode like the rest
 CAUSAL = {"gru", "lstm", "gpt", "tra"}
 
 
@@ -80,7 +83,7 @@ def test_provides_the_arch_interface(arch):
     assert layouts.LAYOUTS[build(arch)[0].layout]
 
 
-@pytest.mark.parametrize("arch", [*archs.ARCHS, "gpt-nope"])
+@pytest.mark.parametrize("arch", [*archs.ARCHS, "gpt-nope", *FIRE])
 def test_shapes_and_padding(arch):
     model, _ = build(arch)
     b = CODEC.batch(examples(6))
@@ -99,7 +102,7 @@ def test_shapes_and_padding(arch):
     assert archs.n_params(model) > 0
 
 
-@pytest.mark.parametrize("arch", list(archs.ARCHS))
+@pytest.mark.parametrize("arch", [*archs.ARCHS, *FIRE])
 def test_answer_does_not_leak_backwards(arch):
     """A causal model's prediction of answer token 0 cannot see answer token 1 or later; the
     BERT-style model never sees the answer at all (its slots are <mask>)."""
@@ -112,7 +115,7 @@ def test_answer_does_not_leak_backwards(arch):
         before = layouts.loss(model, b, per_token=True)
         after = layouts.loss(model, Batch(b.prompt, b.prompt_len, changed, b.answer_len), per_token=True)
     assert torch.allclose(before[:, 0], after[:, 0], atol=1e-6)
-    if arch in CAUSAL:
+    if arch.split("-")[0] in CAUSAL:
         assert not torch.allclose(before[:, 2:], after[:, 2:]), "later positions do read earlier answer tokens"
     else:
         assert torch.allclose(before[:, 2:], after[:, 2:], atol=1e-6)
@@ -132,7 +135,7 @@ def test_bidirectional_vs_causal(arch, sees_later):
     assert (not torch.allclose(outs[0], outs[1])) == sees_later
 
 
-@pytest.mark.parametrize("arch", [*archs.ARCHS, "ber-refine", "gpt-nope"])
+@pytest.mark.parametrize("arch", [*archs.ARCHS, "ber-refine", "gpt-nope", *FIRE])
 def test_save_load_round_trip(arch, tmp_path):
     model, cfg = build(arch)
     model.eval()
@@ -145,7 +148,7 @@ def test_save_load_round_trip(arch, tmp_path):
         assert torch.equal(generate(model, b, 7), generate(run.model, b, 7))
 
 
-@pytest.mark.parametrize("arch", [*archs.ARCHS, "ber-refine", "gpt-nope"])
+@pytest.mark.parametrize("arch", [*archs.ARCHS, "ber-refine", "gpt-nope", *FIRE])
 def test_overfits_a_tiny_batch(arch):
     model, _ = build(arch)
     exs = examples(16, seed=5)

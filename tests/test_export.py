@@ -161,3 +161,13 @@ def test_export_bad_input(tiny_runs, exported, tmp_path, monkeypatch):
         export.export(run, log=lambda *_: None)
     left = os.listdir(run)
     assert not {"model.onnx", "step.onnx", "export.json"} & set(left) and not any(f.startswith(".tmp-") for f in left)
+
+
+@pytest.mark.parametrize("arch", ["tra", "ber", "gpt"])
+def test_learned_positions_export_with_parity(tmp_path, arch):
+    """FIRE's bias, a small network of the positions, goes into the graphs and answers alike."""
+    m = train(TrainConfig(arch=arch, budget="30steps", data=D.DataSpec("bracket", None, 2000, 100, 150, 100),
+                          model={"d_model": 32, "n_layer": 1, "pos": "fire"}, models_dir=str(tmp_path / "models"),
+                          data_dir=str(tmp_path / "data")), quiet=True)
+    info = export.export(m["run"], log=lambda *_: None)
+    assert info["parity"]["same_answers"] == info["parity"]["problems"] == 100
