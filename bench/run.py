@@ -55,6 +55,17 @@ class Preset:
     settings: dict = field(default_factory=dict)  # TrainConfig overrides for every architecture ("model": {...} too)
     ood2: dict = field(default_factory=dict)  # a second OOD range each run is also scored on (evaluate.py --ood-...)
     sizes: dict = field(default_factory=dict)  # split sizes other than dataset.py's (train_size=...)
+    archs: list = field(default_factory=lambda: list(ALL))  # the architectures it compares
+    curve: int = D.CURVE_SIZE  # problems per value of each run's accuracy curve (evaluate.py --curve); 0: none
+    study: str = ""  # presets of one study are also reported side by side (a table of where each falls off)
+
+
+POS_KINDS = ("none", "alibi", "rope", "fire")
+POS_STUDY = {f"pos-bracket-{pos}": Preset("bracket", {}, "2000steps", [0, 1, 2],
+                                          f"position encoding {pos} on bracket closing (lengths 1..30): how far past 30 it "
+                                          "holds 99% and 90% (accuracy curve up to 120)", settings={"model": {"pos": pos}},
+                                          ood2={"ood_min_len": 61, "ood_max_len": 120}, archs=["tra", "ber", "gpt"],
+                                          study="position encodings, bracket") for pos in POS_KINDS}
 
 
 PRESETS = {
@@ -72,11 +83,12 @@ PRESETS = {
                                sizes={"train_size": 1_000_000}),
     "reverse-1min": Preset("reverse", {}, "1min", [0, 1, 2], "string reversal, lengths 1..20: every architecture >= 99%; "
                            "OOD 21..40 and OOD2 41..80: how far each carries", ood2={"ood_min_len": 41, "ood_max_len": 80}),
+    **POS_STUDY,
 }
-QUICK = {"quick-bracket-15s": Preset("bracket", {}, "15s", [0], "smoke test")}
+QUICK = {"quick-bracket-15s": Preset("bracket", {}, "15s", [0], "smoke test", curve=5)}
 COLUMNS = ["preset", "arch", "budget", "seed", "test_em", "ood_em", "ood2_em", "steps", "samples_per_s", "params",
            "peak_share", "gpu_util", "wall_time", "train_time", "val_time", "cpu_per_wall", "load_start", "load_end",
-           "matmul_gflops", "device", "run", "date", "torch", "config", "groups"]
+           "matmul_gflops", "device", "run", "date", "torch", "config", "groups", "curve"]
 
 
 def matmul_peak(device="cpu", seconds=2.0, n=1024) -> float:
@@ -169,6 +181,7 @@ def run_cell(name, p: Preset, arch, seed, threads, device="auto") -> dict:
     loop_start = begin + m["setup_time"]  # the training loop, its validation included
     ev = evaluate.evaluate_run(m["run"], m["device"])
     ev2 = evaluate.evaluate_run(m["run"], m["device"], p.ood2) if p.ood2 else None
+    curve = evaluate.curve_run(m["run"], m["device"], p.curve) if p.curve else None
     return {"preset": name, "arch": arch, "budget": p.budget, "seed": seed, "test_em": ev["test"]["exact_match"],
             "ood_em": ev["ood"]["exact_match"], "ood2_em": ev2["ood"]["exact_match"] if ev2 else None,
             "steps": m["steps"], "samples_per_s": m["samples_per_s"],
@@ -178,7 +191,29 @@ def run_cell(name, p: Preset, arch, seed, threads, device="auto") -> dict:
             "cpu_per_wall": m["cpu_time_per_wall"], "load_start": m["loadavg_start"][0], "load_end": m["loadavg_end"][0],
             "matmul_gflops": peak, "device": device_name(m["device"]), "run": m["run"], "date": m["created"],
             "torch": versions()["torch"], "config": json.dumps(settings(m["run"]), separators=(",", ":")),
-            "groups": json.dumps({**groups(ev), **({"ood2": groups(ev2)["ood"]} if ev2 else {})}, separators=(",", ":"))}
+            "groups": json.dumps({**groups(ev), **({"ood2": groups(ev2)["ood"]} if ev2 else {})}, separators=(",", ":")),
+            "curve": curve_json(curve) if curve else None}
+
+
+def curve_json(curve) -> str:
+    """A run's accuracy curve as runs.csv keeps it: axis, training maximum, value -> (exact match, n)."""
+    c = curve["curve"]
+    return json.dumps({"axis": curve["axis"], "trained": curve["trained"],
+                       "em": {int(v): [None if em != em else round(em, 4), int(n)] for v, em, n in zip(c["value"], c["exact_match"], c["n"])}},
+                      separators=(",", ":"))
+
+
+def holds(curve, level: float) -> float:
+    """How far a run's curve (runs.csv JSON) holds exact match >= level: the largest value up to which
+    every value scored (n > 0) reaches it; 0 when the first does not, NaN without a curve."""
+    if not isinstance(curve, str):
+        return float("nan")
+    last = 0
+    for v, (em, n) in sorted(((int(v), x) for v, x in json.loads(curve)["em"].items())):
+        if n and em < level:
+            break
+        last = v
+    return float(last)
 
 
 def device_name(device: str) -> str:
@@ -221,17 +256,19 @@ def pending(presets: dict, arch_list: list, df: pd.DataFrame, device: str = "cpu
     """Every cell (preset, Preset, arch, seed), those still to run on `device` (device_name's), and
     how many of those ran before. A cell counts as run when a row of it on that device trained under
     the planned settings and was scored on every split the preset scores now (a row from before a
-    preset gained its OOD2 range lacks it). A CPU row does not stand for a GPU run, nor one GPU for another."""
-    cells = [(name, p, arch, seed) for name, p in presets.items() for seed in p.seeds for arch in arch_list]
-    plans = {(name, arch): planned(p, arch) for name, p in presets.items() for arch in arch_list}
+    preset gained its OOD2 range, or its accuracy curve, lacks it). A CPU row does not stand for a GPU run, nor one GPU for another."""
+    cells = [(name, p, arch, seed) for name, p in presets.items() for seed in p.seeds for arch in arch_list if arch in p.archs]
+    plans = {(name, arch): planned(p, arch) for name, p, arch, _ in cells}
     ran = {}  # (preset, arch, budget, seed) -> (settings, scored on OOD2) of its rows on this device
     df = with_device(df)
     for r in df[df["device"] == device].itertuples():
-        ran.setdefault((r.preset, r.arch, r.budget, int(r.seed)), []).append((r.config, pd.notna(r.ood2_em)))
+        ran.setdefault((r.preset, r.arch, r.budget, int(r.seed)), []).append(
+            (r.config, pd.notna(r.ood2_em), isinstance(getattr(r, "curve", None), str)))
     todo, stale = [], 0
     for name, p, arch, seed in cells:
         before = ran.get((name, arch, p.budget, seed), [])
-        if not any(same_settings(c, plans[name, arch], arch) and (ood2 or not p.ood2) for c, ood2 in before):
+        if not any(same_settings(c, plans[name, arch], arch) and (ood2 or not p.ood2) and (curve or not p.curve)
+                   for c, ood2, curve in before):
             todo.append((name, p, arch, seed))
             stale += bool(before)
     return cells, todo, stale
@@ -262,14 +299,16 @@ def latest_settings(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """Medians per (preset, budget, arch, device): a preset run under --budget, and runs on a GPU, are reported apart."""
+    curves = df["curve"] if "curve" in df else pd.Series([None] * len(df), index=df.index)
+    df = df.assign(holds_99=curves.map(lambda c: holds(c, 0.99)), holds_90=curves.map(lambda c: holds(c, 0.90)))
     g = df.groupby(["preset", "budget", "arch", "device"], sort=False)
-    out = g.agg(runs=("test_em", "size"), test_em_median=("test_em", "median"), test_em_min=("test_em", "min"),
+    out = g.agg(holds_99=("holds_99", "median"), holds_90=("holds_90", "median"), runs=("test_em", "size"), test_em_median=("test_em", "median"), test_em_min=("test_em", "min"),
                 test_em_max=("test_em", "max"), ood_em=("ood_em", "median"), ood2_em=("ood2_em", "median"),
                 steps=("steps", "median"),
                 samples_per_s=("samples_per_s", "median"), peak_share=("peak_share", "median"),
                 gpu_util=("gpu_util", "median"), cpu_per_wall=("cpu_per_wall", "median"),
                 load=("load_start", "median")).reset_index()
-    return out
+    return out[[c for c in out.columns if not c.startswith("holds_")] + ["holds_99", "holds_90"]]
 
 
 def plots(df: pd.DataFrame) -> list[str]:
@@ -332,6 +371,23 @@ def plots(df: pd.DataFrame) -> list[str]:
     return made
 
 
+def curve_plots(df: pd.DataFrame) -> list[str]:
+    """<preset>-curve.png: each series' accuracy curve (median over seeds at each value)."""
+    made = []
+    for preset, g in df[df["curve"].map(lambda c: isinstance(c, str))].groupby("preset", sort=False):
+        curves, axis, trained = {}, None, None
+        for name, rows in g.groupby("series", sort=False):
+            parsed = [json.loads(c) for c in rows["curve"]]
+            axis, trained = parsed[0]["axis"], parsed[0]["trained"]
+            per_value = pd.DataFrame([{"value": int(v), "exact_match": em} for c in parsed for v, (em, n) in c["em"].items() if n])
+            curves[f"{name} ({len(parsed)} seed{'s' * (len(parsed) > 1)})"] = \
+                per_value.groupby("value", as_index=False)["exact_match"].median()
+        evaluate.plot_curves(curves, axis, trained, os.path.join(RESULTS, f"{preset}-curve.png"),
+                             f"{preset}: exact match by {axis} (median over seeds)")
+        made.append(f"{preset}-curve.png")
+    return made
+
+
 def save(fig, name):
     import matplotlib.pyplot as plt
     path = os.path.join(RESULTS, name)
@@ -354,7 +410,7 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
     os.makedirs(RESULTS, exist_ok=True)
     df = df.reindex(columns=list(dict.fromkeys([*COLUMNS, *df.columns])))  # rows from before a column: empty
     df, earlier = (d.assign(series=[series(a, v) for a, v in zip(d["arch"], d["device"])]) for d in latest_settings(df))
-    pics = plots(df)
+    pics = plots(df) + curve_plots(df)
     mach = machine()
     peaks = "; ".join(f"{g['matmul_gflops'].median():,.0f} GFLOP/s on "
                       + ("the CPU" if dev == "cpu" else dev.removeprefix("cuda: ")) for dev, g in df.groupby("device", sort=False))
@@ -374,7 +430,10 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
         other = known is not None and known.budget != budget  # a preset run under --budget
         lines += [f"## {preset}" + (f", trained for {budget}" if other else ""), "", f"Target: {goal}", ""]
         show = g.drop(columns=["preset", "budget", "device"]).copy()
-        show = show.drop(columns=[c for c in ("ood2_em", "gpu_util") if show[c].isna().all()])
+        show = show.drop(columns=[c for c in ("ood2_em", "gpu_util", "holds_99", "holds_90") if show[c].isna().all()])
+        for c in ("holds_99", "holds_90"):
+            if c in show:
+                show[c] = show[c].map(lambda v: "-" if v != v else f"{v:.0f}")
         for c in ("test_em_median", "test_em_min", "test_em_max", "ood_em", "ood2_em", "peak_share", "gpu_util"):
             if c in show:
                 show[c] = show[c].map(lambda v: "-" if v != v else f"{v:.2%}")
@@ -398,6 +457,11 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
                       by_op.map(lambda v: f"{v:.2%}").to_markdown(), ""]
         if f"{preset}.png" in pics:
             lines += [f"![{preset}]({preset}.png)", ""]
+        if f"{preset}-curve.png" in pics:
+            lines += ["Exact match by length (digit count), 1 to 4x the training maximum; `holds_99` / `holds_90` above: "
+                      "the longest up to which every value reaches 99% / 90% (median over seeds).", "",
+                      f"![{preset} curve]({preset}-curve.png)", ""]
+    lines += study_tables(table, presets)
     if "accuracy_vs_budget.png" in pics:
         lines += ["## Accuracy versus budget (bracket)", "", "![accuracy versus budget](accuracy_vs_budget.png)", ""]
     lines += ["Every run: [runs.csv](runs.csv).", ""]
@@ -405,6 +469,24 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
         f.write("\n".join(lines))
     if readme:
         write_readme_tables(df, readme)
+
+
+def study_tables(table: pd.DataFrame, presets: dict) -> list[str]:
+    """For each study (presets with the same `study`), a table side by side: an architecture per
+    row, a preset per column, each cell holds_99 / holds_90 / OOD2 exact match (medians)."""
+    known = {**PRESETS, **presets}
+    lines = []
+    for study in dict.fromkeys(p.study for p in known.values() if p.study):
+        names = [n for n, p in known.items() if p.study == study and n in set(table["preset"])]
+        rows = table[table["preset"].isin(names)]
+        if rows.empty:
+            continue
+        fmt = lambda v, pct=False: "-" if v != v else f"{v:.1%}" if pct else f"{v:.0f}"  # noqa: E731
+        cells = {(r.arch, r.preset): f"{fmt(r.holds_99)} / {fmt(r.holds_90)} / {fmt(r.ood2_em, True)}" for r in rows.itertuples()}
+        t = pd.DataFrame([{"arch": a, **{n: cells.get((a, n), "-") for n in names}} for a in dict.fromkeys(rows["arch"])])
+        lines += [f"## Study: {study}", "", "Each cell: the length up to which every length reaches 99% / 90% exact match, "
+                  "and the OOD2 exact match (medians over seeds).", "", t.to_markdown(index=False), ""]
+    return lines
 
 
 README = "README.md"
@@ -420,7 +502,7 @@ def readme_tables(df: pd.DataFrame) -> str:
     table["series"] = [series(a, v) for a, v in zip(table["arch"], table["device"])]
     out = []
     for task in dict.fromkeys(p.task for p in PRESETS.values()):
-        names = [n for n, p in PRESETS.items() if p.task == task and n in set(table["preset"])]
+        names = [n for n, p in PRESETS.items() if p.task == task and not p.study and n in set(table["preset"])]
         cells = {}
         for name in names:
             rows = table[(table["preset"] == name) & (table["budget"] == PRESETS[name].budget)]

@@ -75,19 +75,22 @@ def test_a_row_counts_only_under_the_settings_a_cell_would_train_with():
 
 def test_a_cell_is_pending_until_scored_on_every_split_its_preset_scores():
     """bracket-10min scores OOD2 (lengths 61..120): a row under today's settings without that score
-    (made before the preset had it) leaves the cell to run; one with it, or a preset without OOD2, does not."""
+    (made before the preset had it) leaves the cell to run; one with it, or a preset without OOD2, does not.
+    So does a row without the accuracy curve every preset scores."""
     ten, one = bench.PRESETS["bracket-10min"], bench.PRESETS["bracket-1min"]
-    assert ten.ood2 and not one.ood2
+    assert ten.ood2 and not one.ood2 and ten.curve and one.curve
+    curve = json.dumps({"axis": "length", "trained": 30, "em": {"1": [1.0, 3]}})
 
-    def row(preset, ood2, config):
+    def row(preset, ood2, config, curve=curve):
         return {"preset": preset, "arch": "lstm", "budget": bench.PRESETS[preset].budget, "seed": 0, "test_em": 1.0,
-                "ood2_em": ood2, "config": json.dumps(config)}
+                "ood2_em": ood2, "config": json.dumps(config), "curve": curve}
     plan = bench.planned(ten, "lstm")
     presets = {"bracket-10min": replace(ten, seeds=[0]), "bracket-1min": replace(one, seeds=[0])}
     for ten_rows, ten_todo, stale in (([], True, 0), ([row("bracket-10min", None, plan)], True, 1),
                                       ([row("bracket-10min", 0.99, plan)], False, 0),
                                       ([row("bracket-10min", 0.99, {**plan, "lr": 1.0})], True, 1),
-                                      ([row("bracket-10min", None, plan), row("bracket-10min", 0.99, plan)], False, 0)):
+                                      ([row("bracket-10min", None, plan), row("bracket-10min", 0.99, plan)], False, 0),
+                                      ([row("bracket-10min", 0.99, plan, curve=None)], True, 1)):
         df = pd.DataFrame([row("bracket-1min", None, plan), *ten_rows]).reindex(columns=bench.COLUMNS)
         cells, todo, n_stale = bench.pending(presets, ["lstm"], df)
         assert len(cells) == 2 and [c[0] for c in todo] == (["bracket-10min"] if ten_todo else []), ten_rows
@@ -156,7 +159,8 @@ def device_row(arch, seed, test, device, config, util=None):
     return {"preset": "bracket-1min", "arch": arch, "budget": "1min", "seed": seed, "test_em": test, "ood_em": test,
             "steps": 5000, "samples_per_s": 9000.0 if device == "cpu" else 90000.0, "peak_share": 0.1, "gpu_util": util,
             "cpu_per_wall": 1.0, "load_start": 1.0, "matmul_gflops": 200.0 if device == "cpu" else 50000.0,
-            "device": device, "run": "gone", "config": json.dumps(config)}
+            "device": device, "run": "gone", "config": json.dumps(config),
+            "curve": json.dumps({"axis": "length", "trained": 30, "em": {"1": [1.0, 3], "40": [seed / 10, 100]}})}
 
 
 def test_a_cell_runs_on_each_device_apart():
