@@ -26,6 +26,7 @@ if __name__ == "__main__":
     cli.quiet_ctrl_c()  # Ctrl-C while the imports below load: exit 130 without a traceback
 
 import argparse
+import io
 import json
 import time
 from collections import Counter
@@ -38,7 +39,7 @@ import dataset as D
 from infer import answers, correct, predict
 from onnxrun import add_runtime_argument
 from cli import Parser, UserError, add_device_args, add_run_args, fail, pick_device, pick_run, use_device
-from files import clean_stale, write_json, write_text
+from files import clean_stale, write_bytes, write_json, write_text
 from runs import RunError, list_runs, load_run
 
 console = Console()
@@ -125,7 +126,11 @@ def curve_run(path, device="auto", per_value=D.CURVE_SIZE, runtime="torch") -> d
     by_<axis>.png in the run folder (numbered, never overwritten). Returns {"axis", "trained",
     "curve": DataFrame(value, exact_match, n), "files"}; a value with no problems has n 0."""
     device = pick_device(device) if isinstance(device, str) else device
-    run = load_run(path, device, runtime)
+    return score_curve(load_run(path, device, runtime), path, device, per_value)
+
+
+def score_curve(run, path, device, per_value) -> dict:
+    """curve_run for a run already loaded (runs.load_run) from path."""
     spec = D.DataSpec(**run.config["data"])
     folder = D.prepare_curve(spec, per_value, run.config.get("data_dir", "data"))
     sets, axis = D.load_curve(folder), run.task.axis()
@@ -169,10 +174,10 @@ def plot_curves(curves: dict, axis: str, trained: int, path: str, title: str):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = os.path.join(os.path.dirname(path) or ".", f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    fig.savefig(tmp, dpi=100, format="png")
+    png = io.BytesIO()
+    fig.savefig(png, dpi=100, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
+    write_bytes(path, png.getvalue())
 
 
 def latest_curve(run) -> pd.DataFrame | None:
@@ -186,15 +191,16 @@ def latest_curve(run) -> pd.DataFrame | None:
 def compare(paths, root, device="auto", per_value=D.CURVE_SIZE, runtime="torch") -> str:
     """Several runs' curves on one plot, written to <root>/compare_by_<axis>.png (numbered); a run
     scored before (by_<axis>.csv) is not scored again. The runs must share a task."""
+    device = pick_device(device) if isinstance(device, str) else device
     curves, axes = {}, set()
     for path in paths:
-        run = load_run(path, "cpu", runtime)
+        run = load_run(path, device, runtime)
         axis = run.task.axis()
         axes.add((run.config["data"]["task"], axis.name, axis.trained))
         if len(axes) > 1:
             raise UserError(f"runs of different tasks or training ranges cannot share a plot: {sorted(axes)}")
         c = latest_curve(path)
-        curves[run_label(path, run.config)] = c if c is not None else curve_run(path, device, per_value, runtime)["curve"]
+        curves[run_label(path, run.config)] = c if c is not None else score_curve(run, path, device, per_value)["curve"]
     task, name, trained = axes.pop()
     out = next_free(os.path.join(root, f"compare_by_{name}.png"))
     os.makedirs(root, exist_ok=True)

@@ -62,11 +62,16 @@ def clean_stale(parent) -> list[str]:
 def write_text(path, text: str):
     """Write a file atomically (temporary file in the same folder, then rename); on failure
     (a full disk) the temporary file is removed and the OSError raised."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path, data: bytes):
+    """write_text for bytes (a picture)."""
     fd, tmp = tempfile.mkstemp(prefix=f"{TMP}{os.getpid()}-", dir=os.path.dirname(path) or ".")
     os.chmod(tmp, 0o666 & ~UMASK)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException as e:
         if os.path.exists(tmp):

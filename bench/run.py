@@ -36,6 +36,7 @@ import torch
 import archs
 import dataset as D
 import evaluate
+from archs.common import POS_KINDS
 from bench.common import RESULTS, add_commit_arg, git_commit
 from cli import Parser, UserError, pick_device
 from runs import machine, versions
@@ -60,7 +61,6 @@ class Preset:
     study: str = ""  # presets of one study are also reported side by side (a table of where each falls off)
 
 
-POS_KINDS = ("none", "alibi", "rope", "fire")
 POS_STUDY = {f"pos-bracket-{pos}": Preset("bracket", {}, "2000steps", [0, 1, 2],
                                           f"position encoding {pos} on bracket closing (lengths 1..30): how far past 30 it "
                                           "holds 99% and 90% (accuracy curve up to 120)", settings={"model": {"pos": pos}},
