@@ -1,23 +1,29 @@
 """Carry a run out of Python and PyTorch: ONNX export with a parity check, and int8 quantisation.
 
-    python export.py models/<run>             # model.onnx (+ step.onnx), codec.json, export.json in the run folder
-    python export.py models/<run> --int8      # also model.int8.onnx (+ step.int8.onnx)
+    python export.py models/<run>             # model.onnx (+ step.onnx), weights.data, codec.json, export.json in the run folder
+    python export.py models/<run> --int8      # also model.int8.onnx (+ step.int8.onnx), weights.int8.data
     python evaluate.py models/<run> --runtime onnx      # score it (predict.py, serve.py: the same switch)
 
 The graphs (onnxrun.py has the contract): slots `(tokens, slot_pos) -> logits`, one pass; decoder
 and encdec decode with a state, as the torch models do: model.onnx reads the prompt (decoder
 `tokens -> logits, state...`; encdec `(src, tokens) -> logits, state...` with tokens the first
-<bos>) and step.onnx writes each next token `(tokens, past_<state>...) -> logits, state...`, with
-dynamic batch and lengths. The state is the model's own (gpt's and tra's keys and values, the RNNs'
-hidden state): no step re-reads the sequence. Token ids are those of codec.json (specials 0-4, then
+<bos>) and step.onnx writes each next token `(tokens, past_<state>...) -> logits, state...`. The
+state is the model's own (gpt's and tra's keys and values, the RNNs' hidden state): no step re-reads
+the sequence. Every input and output dimension that varies is symbolic and named ("batch",
+"length", "past", "past + 1"), so onnxruntime takes any batch and length without a warning. The
+two graphs share one copy of the weights, an external-data file beside them (weights.data), rather
+than each holding its own: half the bytes to ship, and onnxruntime in any language finds the file
+by itself; folding both into one graph with an optional state would put a branch (an If node)
+around the whole model. Token ids are those of codec.json (specials 0-4, then
 the task's symbols); export.json names the layout, the graphs' inputs and outputs and the state. A
 program outside Python decodes greedily: encode `<bos> input <sep>`, run model.onnx, take the most
 likely next token, run step.onnx with it and the state, until `<eos>` (onnxrun.py and layouts.py do
-exactly that for the tools here).
+exactly that for the tools here; examples/node/decode.js in JavaScript).
 
 Before anything counts as written, onnxruntime must give the same greedy answers as PyTorch on the
 whole validation split; otherwise export.py fails naming the first difference. Files are written
-under temporary names and renamed at the end, so a failed export leaves nothing that looks finished.
+in a hidden folder in the run folder and moved beside the run's files at the end, so a failed
+export leaves nothing that looks finished.
 --int8 stores the weights of every matrix product as int8 (onnxruntime's MatMulNBits, 8 bits, one
 scale per block of 32 input rows) and keeps the activations float. It works on the graphs already
 checked, with the runtime that runs them, where torch's quantisation would make a second model to
@@ -36,19 +42,22 @@ if __name__ == "__main__":
 
 import argparse
 import contextlib
+import hashlib
 import logging
+import shutil
 import time
 import warnings
 
 import torch
 
 import dataset as D
+import files
 import infer
 import layouts
 import onnxrun
 from codec import BOS, EOS, MASK, PAD, SEP
 from cli import Parser, UserError, add_run_args, fail, pick_run
-from files import TMP, write_json
+from files import write_json
 from runs import RunError, load_run
 
 
@@ -84,30 +93,116 @@ GROWS = {"k": (3, "past"), "v": (3, "past"), "pos": (1, "past"), "valid": (1, "p
          "mem_k": (3, "length"), "mem_v": (3, "length"), "mem_valid": (1, "length"), "mem_place": (1, "length")}
 
 
+def examples(run, problems, width=None, steps=2) -> tuple[list[tuple], list[str]]:
+    """Example inputs of each graph for these problems, their prompts right-padded to width columns:
+    model.onnx's, and step.onnx's (a token and the state after steps tokens, two or more so that
+    the state's length is not traced as a constant 1); and the state's names."""
+    m = run.model
+    b = run.codec.batch(problems)
+    prompt = torch.nn.functional.pad(b.prompt, (0, (width or 0) - b.prompt.shape[1]), value=PAD) if width else b.prompt
+    if m.layout == "slots":
+        return [layouts.slot_inputs(prompt, b.prompt_len, m.cfg.n_slots)], []
+    first = (prompt,) if m.layout == "decoder" else (prompt, torch.full_like(prompt[:, :1], BOS))
+    with torch.no_grad():
+        logits, state = m.step(prompt) if m.layout == "decoder" else m.step(first[1], m.encode(prompt))
+        for _ in range(steps - 1):
+            tokens = logits[:, -1:].argmax(-1)
+            logits, state = m.step(tokens, state)
+    return [first, (logits[:, -1:].argmax(-1), *state.values())], list(state)
+
+
+SMALL = 64  # bytes: initializers below this (shapes, scalars) stay inside the graphs
+
+
 def graphs(run, n=4) -> tuple[list[dict], list[str]]:
     """Each graph to export: file, module, example inputs (a few validation problems), dynamic
-    shapes, input and output names; and the state's names."""
+    shapes, input and output names, and a probe: other inputs, each dimension but the model's own
+    sizes different (one problem fewer, one more <pad> column, one more step), to see which output
+    dimensions vary; and the state's names."""
     m = run.model.eval().requires_grad_(False)  # traced for inference: a mask computed from a parameter (gpt's place bias) must not need grad
-    b = run.codec.batch(split_of(run, "val")[:n])
+    val = split_of(run, "val")
+    args, names = examples(run, val[:n])
+    probe, _ = examples(run, val[:n - 1], width=args[0][0].shape[1] + 1, steps=3)
     dim = {name: torch.export.Dim(name) for name in ("batch", "length", "past")}
-    row = {0: dim["batch"]}
+    row, rows = {0: dim["batch"]}, {0: dim["batch"], 1: dim["length"]}
     if m.layout == "slots":
-        x, slot_pos = layouts.slot_inputs(b.prompt, b.prompt_len, m.cfg.n_slots)
-        return [{"file": "model.onnx", "module": Graph(m, "model"), "args": (x, slot_pos),
-                 "shapes": ({0: dim["batch"], 1: dim["length"]}, row), "inputs": ["tokens", "slot_pos"], "outputs": ["logits"]}], []
-    if m.layout == "decoder":
-        args, shapes, inputs = (b.prompt,), ({0: dim["batch"], 1: dim["length"]},), ["tokens"]
-    else:
-        args, shapes, inputs = (b.prompt, torch.full_like(b.prompt[:, :1], BOS)), ({0: dim["batch"], 1: dim["length"]}, row), ["src", "tokens"]
-    with torch.no_grad():
-        logits, state = m.step(*args) if m.layout == "decoder" else m.step(args[1], m.encode(args[0]))
-        names, tokens = list(state), logits[:, -1:].argmax(-1)
-        state = m.step(tokens, state)[1]  # two tokens long, so that its length is not traced as a constant 1
+        return [{"file": "model.onnx", "module": Graph(m, "model"), "args": args[0], "probe": probe[0], "shapes": (rows, row),
+                 "inputs": ["tokens", "slot_pos"], "outputs": ["logits"]}], []
     step_shapes = (row,) + tuple({0: dim["batch"], **({GROWS[k][0]: dim[GROWS[k][1]]} if k in GROWS else {})} for k in names)
-    return [{"file": "model.onnx", "module": Graph(m, "model"), "args": args, "shapes": shapes, "inputs": inputs,
+    return [{"file": "model.onnx", "module": Graph(m, "model"), "args": args[0], "probe": probe[0],
+             "shapes": (rows,) if m.layout == "decoder" else (rows, row), "inputs": ["tokens"] if m.layout == "decoder" else ["src", "tokens"],
              "outputs": ["logits", *names]},
-            {"file": "step.onnx", "module": Graph(m, "step", names), "args": (tokens, *state.values()), "shapes": step_shapes,
+            {"file": "step.onnx", "module": Graph(m, "step", names), "args": args[1], "probe": probe[1], "shapes": step_shapes,
              "inputs": ["tokens", *[f"past_{k}" for k in names]], "outputs": ["logits", *names]}], names
+
+
+def finish(path, g):
+    """Make the exported graph at path what export.json promises. Every output dimension that
+    varies with the inputs becomes symbolic, named after the input dimension it follows ("length",
+    "past + 1"): torch's exporter leaves some as the example's size (the recurrent models' logits),
+    and onnxruntime then warns on every call of another size. Which dimensions vary is seen by
+    running the module on the example and on the probe; one that follows no input dimension is
+    named <output>_<axis>. The shapes the exporter noted for intermediate values go too (they are
+    optional, and hold the same example sizes, which onnxruntime checks the outputs against), and
+    so do its notes on every node (the traced Python, its stack trace with this machine's paths):
+    they were most of a graph's bytes."""
+    import onnx
+    proto = onnx.load(path)
+    with torch.no_grad():
+        outs = [o if isinstance(o, tuple) else (o,) for o in (g["module"](*args) for args in (g["args"], g["probe"]))]
+    sizes = {}  # input dimension name -> (size in the example, size in the probe)
+    for inp, a, b in zip(proto.graph.input, g["args"], g["probe"]):
+        for axis, d in enumerate(inp.type.tensor_type.shape.dim):
+            if d.dim_param:
+                sizes.setdefault(d.dim_param, (a.shape[axis], b.shape[axis]))
+    for out, a, b in zip(proto.graph.output, *outs):
+        for axis, d in enumerate(out.type.tensor_type.shape.dim):
+            if d.dim_param or a.shape[axis] == b.shape[axis]:
+                continue
+            follows = [(s, a.shape[axis] - x) for s, (x, y) in sizes.items() if a.shape[axis] - x == b.shape[axis] - y]
+            s, c = follows[0] if follows else (f"{out.name}_{axis}", 0)
+            d.dim_param = s + (f" + {c}" if c > 0 else f" - {-c}" if c < 0 else "")
+    graphs = [proto.graph]
+    while graphs:  # the graph and the bodies of its loops
+        graph = graphs.pop()
+        del graph.value_info[:]
+        for node in graph.node:
+            node.ClearField("metadata_props")
+            node.ClearField("doc_string")
+            for attr in node.attribute:
+                graphs += ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+    onnx.save(proto, path)
+
+
+def share_weights(paths, data):
+    """Store the weights of an export's graphs once: every initializer of 64 bytes (SMALL) or more moves
+    to one external-data file, data, beside the graphs, each distinct tensor once (model.onnx and
+    step.onnx hold the same weights; a tied embedding is one tensor), at offsets aligned to 64
+    bytes. Smaller constants (shapes, scalars) stay in the graphs. onnxruntime finds the file next
+    to the graph it loads, in Python as in any other language."""
+    import onnx
+    from onnx.external_data_helper import set_external_data
+    protos = [onnx.load(p) for p in paths]
+    offsets, blob = {}, bytearray()
+    for proto in protos:
+        for t in proto.graph.initializer:
+            raw = t.raw_data or onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(t)).raw_data
+            if len(raw) < SMALL:
+                continue
+            key = hashlib.sha256(raw).digest()
+            if key not in offsets:
+                blob += bytes(-len(blob) % 64)
+                offsets[key] = len(blob)
+                blob += raw
+            for field in ("float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
+                t.ClearField(field)
+            t.raw_data = raw
+            set_external_data(t, data, offsets[key], len(raw))  # marks the tensor external; its bytes then leave the graph
+            t.ClearField("raw_data")
+    with open(os.path.join(os.path.dirname(paths[0]), data), "wb") as f:
+        f.write(blob)
+    for proto, p in zip(protos, paths):
+        onnx.save(proto, p)
 
 
 def quantize(src, dst):
@@ -159,25 +254,36 @@ def parity(run, model, inputs, ours) -> tuple[int, str | None, list[str]]:
 
 
 def export(path, int8=False, log=print) -> dict:
+    """Export the run at path; the report of export.json plus each written file's size. Everything is
+    written and checked in a hidden folder inside the run folder, then moved beside the run's files."""
     run = load_run(path, "cpu")
     cfg = vars(run.model.cfg)
     gs, state = graphs(run)
-    int8_files = onnxrun.FILES["int8"][:len(gs)] if int8 else ()
-    names = [g["file"] for g in gs] + list(int8_files)
-    tmp = {name: os.path.join(path, f"{TMP}{os.getpid()}-{name}") for name in names}
+    tmp = files.tmp_dir(path)
+    at = lambda name: os.path.join(tmp, name)
     try:
         t = time.time()
         for g in gs:
-            to_onnx(g, tmp[g["file"]])
+            to_onnx(g, at(g["file"]))
+            finish(at(g["file"]), g)
+        float_graphs = [at(g["file"]) for g in gs]
+        int8_files = onnxrun.FILES["int8"][:len(gs)] if int8 else ()
+        for src, name in zip(float_graphs, int8_files):
+            quantize(src, at(name))  # from the self-contained float graphs, before their weights move out
+        share_weights(float_graphs, onnxrun.DATA["onnx"])
+        if int8:
+            share_weights([at(n) for n in int8_files], onnxrun.DATA["int8"])
         info = {"layout": run.model.layout, "graphs": {g["file"]: {"inputs": g["inputs"], "outputs": g["outputs"]} for g in gs},
-                "state": state, "prompts_of_one_length": bool(getattr(run.model, "exported_prompts_of_one_length", False)),
-                "n_slots": cfg.get("n_slots"), "specials": {"pad": PAD, "bos": BOS, "sep": SEP, "eos": EOS, "mask": MASK},
+                "state": state, "data": {"onnx": onnxrun.DATA["onnx"], **({"int8": onnxrun.DATA["int8"]} if int8 else {})},
+                "prompts_of_one_length": bool(getattr(run.model, "exported_prompts_of_one_length", False)),
+                "n_slots": cfg.get("n_slots"), "refine": bool(cfg.get("refine")),
+                "specials": {"pad": PAD, "bos": BOS, "sep": SEP, "eos": EOS, "mask": MASK},
                 "max_new_tokens": infer.max_new_tokens(run.task), "opset": None, "torch": torch.__version__,
                 "created": time.strftime("%Y-%m-%d %H:%M:%S")}
         val = split_of(run, "val")
         inputs, n = [e.input for e in val], len(val)
         ours, _ = infer.answers(run.model, run.codec, inputs, infer.max_new_tokens(run.task))
-        model = onnxrun.OnnxModel([tmp[g["file"]] for g in gs], info, cfg)
+        model = onnxrun.OnnxModel(float_graphs, info, cfg)
         same, first, _ = parity(run, model, inputs, ours)
         if first is not None:
             raise RunError(f"the ONNX export disagrees with PyTorch on {n - same} of {n} validation problems, first {first}; "
@@ -186,28 +292,24 @@ def export(path, int8=False, log=print) -> dict:
         log(f"{' and '.join(g['file'] for g in gs)}: the same greedy answers as PyTorch on all {n} validation problems "
             f"({time.time() - t:.1f}s)")
         if int8:
-            for g, name in zip(gs, int8_files):
-                quantize(tmp[g["file"]], tmp[name])
-            q = onnxrun.OnnxModel([tmp[name] for name in int8_files], info, cfg)
+            q = onnxrun.OnnxModel([at(name) for name in int8_files], info, cfg)
             same, _, theirs = parity(run, q, inputs, ours)
             em_torch, em_int8 = (sum(infer.correct(run.task, a, e.target) for a, e in zip(answers, val)) / n for answers in (ours, theirs))
             info["int8"] = {"val_exact_match": em_int8, "torch_val_exact_match": em_torch, "same_answers": same}
             log(f"{' and '.join(int8_files)}: validation exact match {em_int8:.2%} (PyTorch {em_torch:.2%}); "
                 f"the same answers on {same} of {n}")
         import onnx
-        info["opset"] = next((o.version for o in onnx.load(tmp["model.onnx"], load_external_data=False).opset_import
+        info["opset"] = next((o.version for o in onnx.load(float_graphs[0], load_external_data=False).opset_import
                               if o.domain in ("", "ai.onnx")), None)
-        write_json(os.path.join(path, "codec.json"), run.codec.to_json())
-        write_json(os.path.join(path, "export.json"), info)
-        for name, t in tmp.items():  # last: only a checked export gets its real name
-            if os.path.exists(t):
-                os.replace(t, os.path.join(path, name))
-        sizes = {name: os.path.getsize(os.path.join(path, name)) for name in tmp if os.path.exists(os.path.join(path, name))}
-        return {**info, "sizes": sizes}
+        write_json(at("codec.json"), run.codec.to_json())
+        write_json(at("export.json"), info)
+        # last: only a checked export gets its real names; the weights before the graphs that read them
+        names = sorted(os.listdir(tmp), key=lambda name: (name.endswith(".json"), not name.endswith(".data")))
+        for name in names:
+            os.replace(at(name), os.path.join(path, name))
+        return {**info, "sizes": {name: os.path.getsize(os.path.join(path, name)) for name in names if not name.endswith(".json")}}
     finally:
-        for t in tmp.values():
-            if os.path.exists(t):
-                os.unlink(t)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv=None):

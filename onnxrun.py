@@ -7,6 +7,9 @@ An export is one graph, or two where decoding carries a state (export.json lists
               decoder: (tokens) -> (logits, state...)       reads right-padded prompts
               encdec:  (src, tokens) -> (logits, state...)  reads the source and the first target tokens
   step.onnx   (tokens (B, 1), past_<name> for each state tensor) -> (logits, state...)
+Every output dimension that varies is symbolic, named after the input dimension it follows
+("batch", "length", "past + 1"). The graphs of a runtime share their weights: one external-data
+file beside them (weights.data; int8: weights.int8.data) that onnxruntime reads by itself.
 The state tensors are the model's own (archs/: gpt's keys/values and positions, the RNNs' hidden
 state), batch first; the state a call returns is fed back as past_<name> to the next. A recurrent
 model's graph cannot pack its prompts: export.json says "prompts_of_one_length" and rows of each
@@ -25,6 +28,7 @@ from codec import PAD
 
 RUNTIMES = ("torch", "onnx", "int8")
 FILES = {"onnx": ("model.onnx", "step.onnx"), "int8": ("model.int8.onnx", "step.int8.onnx")}
+DATA = {"onnx": "weights.data", "int8": "weights.int8.data"}  # the weights of each pair of graphs, stored once
 
 
 def add_runtime_argument(parser):
@@ -127,4 +131,7 @@ def load(run_path: str, runtime: str, layout: str, cfg: dict, threads: int | Non
         raise OnnxError(f"{run_path}/export.json is missing or corrupt ({e}); export again with: {what}") from None
     if not isinstance(info, dict) or info.get("layout") != layout or (layout != "slots" and not isinstance(info.get("state"), list)):
         raise OnnxError(f"{run_path}/export.json does not describe this run's export; export again with: {what}")
+    data = (info.get("data") or {}).get(runtime)  # exports by an older export.py hold their weights in each graph
+    if data and not os.path.isfile(os.path.join(run_path, data)):
+        raise OnnxError(f"{run_path} has no {data} (the weights of its graphs); export again with: {what}")
     return OnnxModel(paths, info, cfg, threads)

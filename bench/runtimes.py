@@ -27,12 +27,12 @@ import export
 from bench.common import RESULTS as RESULTS_DIR
 from bench.common import add_commit_arg, append_rows, git_commit
 from cli import UserError, fail
-from onnxrun import FILES, RUNTIMES
+from onnxrun import DATA, FILES, RUNTIMES
 import dataset as D
 from runs import RunError, load_run, machine
 
 RESULTS = os.path.join(RESULTS_DIR, "runtimes.csv")
-WEIGHTS = {"torch": ("model.safetensors",), **FILES}
+WEIGHTS = {"torch": ("model.safetensors",), **{rt: (*graphs, DATA[rt]) for rt, graphs in FILES.items()}}
 
 
 def timings(runs: dict, problems, cap, single: int, rounds: int = 3) -> tuple[dict, dict]:

@@ -1,7 +1,9 @@
 """export.py: ONNX export with parity for every architecture, int8, the runtimes, and bad input."""
 import json
 import os
+import re
 import shutil
+import subprocess
 
 import pytest
 
@@ -10,7 +12,8 @@ import dataset as D
 import infer
 import export
 import layouts
-from conftest import assert_one_line_error, run_cli, run_main
+import onnxrun
+from conftest import ROOT, assert_one_line_error, run_cli, run_main
 from runs import RunError, load_run
 from train import TrainConfig, train
 
@@ -52,9 +55,9 @@ def test_export_answers_like_pytorch(tiny_runs, exported, arch):
     assert info["parity"]["same_answers"] == info["parity"]["problems"] == 100
     files = set(os.listdir(runs[arch]))
     graphs = {"model.onnx", "model.int8.onnx"} | ({"step.onnx", "step.int8.onnx"} if arch != "ber" else set())
-    assert graphs | {"codec.json", "export.json"} <= files and not any(f.startswith(".tmp-") for f in files)
+    assert graphs | {"weights.data", "weights.int8.data", "codec.json", "export.json"} <= files and not any(f.startswith(".tmp-") for f in files)
     assert json.load(open(os.path.join(runs[arch], "export.json")))["layout"] == load_run(runs[arch]).model.layout
-    assert info["sizes"]["model.int8.onnx"] <= info["sizes"]["model.onnx"]
+    assert info["sizes"]["weights.int8.data"] <= info["sizes"]["weights.data"]
     torch_run, onnx_run = load_run(runs[arch]), load_run(runs[arch], runtime="onnx")
     folder = D.prepare(D.DataSpec(**torch_run.config["data"]), torch_run.config["data_dir"])
     cap = infer.max_new_tokens(torch_run.task)
@@ -102,6 +105,132 @@ def test_decoding_steps_carry_the_state(tiny_runs, exported, arch, monkeypatch):
         assert [s["past_k"][3] for s in steps] == list(range(steps[0]["past_k"][3], steps[0]["past_k"][3] + len(steps)))
 
 
+def ort_run_checked(sess, feed):
+    """sess's outputs for feed, each checked against the shape the graph declares: a fixed
+    dimension its size, a named one ("length", "past + 1") the size of the input dimension it
+    names (a name no input has, the same size wherever it appears)."""
+    sizes = {}
+    for i in sess.get_inputs():
+        for axis, d in enumerate(i.shape):
+            if isinstance(d, str):
+                assert sizes.setdefault(d, feed[i.name].shape[axis]) == feed[i.name].shape[axis], (i.name, d)
+    outs = sess.run(None, {i.name: feed[i.name] for i in sess.get_inputs()})
+    for o, value in zip(sess.get_outputs(), outs):
+        assert len(o.shape) == value.ndim, o.name
+        for axis, d in enumerate(o.shape):
+            assert isinstance(d, (int, str)), f"{o.name} axis {axis} is declared neither fixed nor named"
+            if isinstance(d, int):
+                assert value.shape[axis] == d, (o.name, axis, o.shape, value.shape)
+                continue
+            name, sign, c = re.fullmatch(r"(\w+)(?: ([+-]) (\d+))?", d).groups()
+            offset = int(c or 0) * (-1 if sign == "-" else 1)
+            assert value.shape[axis] == sizes.setdefault(name, value.shape[axis] - offset) + offset, (o.name, axis, o.shape, value.shape)
+    return outs
+
+
+@pytest.mark.parametrize("arch", list(archs.ARCHS))
+def test_declared_output_shapes_hold_at_every_length(tiny_runs, exported, arch, capfd):
+    """Both graphs' outputs have the shapes they declare at every prompt length and batch size, for
+    several steps, and onnxruntime at its default log level (warnings) has nothing to say."""
+    import onnxruntime as ort
+    root, runs = tiny_runs
+    exported(arch)
+    run, info = load_run(runs[arch]), json.load(open(os.path.join(runs[arch], "export.json")))
+    sess = {f: ort.InferenceSession(os.path.join(runs[arch], f), providers=["CPUExecutionProvider"]) for f in info["graphs"]}
+    folder, by_length = D.prepare(D.DataSpec(**run.config["data"]), run.config["data_dir"]), {}
+    for e in D.load_split(folder, "test") + D.load_split(folder, "ood"):
+        by_length.setdefault(len(run.codec.encode(e.input)), []).append(e)
+    assert len(by_length) >= 5
+    capfd.readouterr()
+    for es in by_length.values():
+        for batch in (es[:1], es[:3]):
+            b = run.codec.batch(batch)
+            prompt = b.prompt.numpy()
+            if info["layout"] == "slots":
+                x, slot_pos = layouts.slot_inputs(b.prompt, b.prompt_len, info["n_slots"])
+                ort_run_checked(sess["model.onnx"], {"tokens": x.numpy(), "slot_pos": slot_pos.numpy()})
+                continue
+            first = prompt[:, :1].copy()
+            first[:] = export.BOS
+            outs = ort_run_checked(sess["model.onnx"], {"tokens": prompt} if info["layout"] == "decoder" else {"src": prompt, "tokens": first})
+            for _ in range(3):
+                feed = {"tokens": outs[0][:, -1:].argmax(-1), **{f"past_{k}": v for k, v in zip(info["state"], outs[1:])}}
+                outs = ort_run_checked(sess["step.onnx"], feed)
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("arch", list(archs.ARCHS))
+def test_weights_are_stored_once(tiny_runs, exported, arch):
+    """A runtime's graphs hold no weights: every initializer of export.SMALL bytes or more lies in
+    its one data file, where no tensor is stored twice and nothing else is kept but alignment."""
+    import onnx
+    import safetensors.torch
+    root, runs = tiny_runs
+    exported(arch)
+    n_params = sum(t.numel() for t in safetensors.torch.load_file(os.path.join(runs[arch], "model.safetensors")).values())
+    for rt in ("onnx", "int8"):
+        data = open(os.path.join(runs[arch], onnxrun.DATA[rt]), "rb").read()
+        stored, used_by = {}, []
+        for name in onnxrun.FILES[rt][:1 if arch == "ber" else 2]:
+            g = onnx.load(os.path.join(runs[arch], name), load_external_data=False).graph
+            used_by.append(set())
+            for t in g.initializer:
+                if t.data_location != onnx.TensorProto.EXTERNAL:
+                    assert onnx.numpy_helper.to_array(t).nbytes < export.SMALL, (name, t.name)
+                    continue
+                ext = {e.key: int(e.value) if e.key != "location" else e.value for e in t.external_data}
+                assert ext["location"] == onnxrun.DATA[rt]
+                stored[ext["offset"]] = data[ext["offset"]: ext["offset"] + ext["length"]]
+                used_by[-1].add(ext["offset"])
+        assert len(set(stored.values())) == len(stored), "a tensor is stored twice"
+        assert len(data) < sum(map(len, stored.values())) + 64 * len(stored)
+        if len(used_by) == 2:
+            assert len(used_by[0] & used_by[1]) >= 0.5 * len(used_by[1]), "the graphs share their weights"
+    assert os.path.getsize(os.path.join(runs[arch], onnxrun.DATA["onnx"])) < 1.1 * 4 * n_params + 64 * 100
+
+
+NODE_CLIENT = os.path.join(ROOT, "examples", "node")
+
+
+def node_or_skip():
+    node = shutil.which("node")
+    if node and os.path.isdir(os.path.join(NODE_CLIENT, "node_modules", "onnxruntime-node")):
+        return node
+    if os.environ.get("CI"):
+        pytest.fail("CI must test the Node.js client: it needs node, and npm to install examples/node (scripts/test.sh does)")
+    pytest.skip("no Node.js, or examples/node not installed (scripts/test.sh installs it where npm is): the Node client is not tested")
+
+
+@pytest.mark.parametrize("arch", [*archs.ARCHS, "ber-refine"])
+def test_node_client_answers_like_predict(tiny_runs, exported, arch, tmp_path):
+    """examples/node/decode.js, reading only export.json, codec.json and the graphs, writes
+    predict.py's answers for every layout (decoder: gru, lstm, gpt; encdec: tra; slots: ber, in one
+    pass and with Mask-Predict), with nothing on its standard error."""
+    node = node_or_skip()
+    root, runs = tiny_runs
+    if arch == "ber-refine":
+        m = train(TrainConfig(arch="ber", budget="30steps", data=D.DataSpec("bracket", None, 2000, 100, 150, 100),
+                              model={"d_model": 32, "n_layer": 1, "refine": True}, models_dir=str(tmp_path / "models"),
+                              data_dir=str(root / "data")), quiet=True)
+        run = m["run"]
+        export.export(run, log=lambda *_: None)
+    else:
+        exported(arch)
+        run = runs[arch]
+    torch_run = load_run(run)
+    folder = D.prepare(D.DataSpec(**torch_run.config["data"]), torch_run.config["data_dir"])
+    problems = [e.input for split in ("test", "ood") for e in D.load_split(folder, split)[:25]]
+    p, _ = run_cli("predict.py", run, "--json", cwd=root, input="\n".join(problems) + "\n")
+    assert p.returncode == 0, p.stderr
+    want = [json.loads(line)["output"] for line in p.stdout.splitlines()]
+    q = subprocess.run([node, os.path.join(NODE_CLIENT, "decode.js"), run], input="\n".join(problems) + "\n",
+                       capture_output=True, text=True, timeout=120)
+    assert q.returncode == 0 and q.stderr == "", q.stderr
+    assert q.stdout.split("\n")[:-1] == want and len(want) == 50
+    q = subprocess.run([node, os.path.join(NODE_CLIENT, "decode.js"), run], input="\u00a7\n", capture_output=True, text=True, timeout=60)
+    assert q.returncode == 2 and "does not know" in q.stderr and q.stdout == ""
+
+
 def test_runtimes_from_the_command_line(tiny_runs, exported):
     root, runs = tiny_runs
     run = runs["gru"]
@@ -130,7 +259,7 @@ def test_runtimes_bench_measures_all_three(tiny_runs, monkeypatch, tmp_path):
 def test_export_bad_input(tiny_runs, exported, tmp_path, monkeypatch):
     root, runs = tiny_runs
     exported("gru")
-    made = {"model.onnx", "step.onnx", "model.int8.onnx", "step.int8.onnx", "codec.json", "export.json"}
+    made = {"model.onnx", "step.onnx", "model.int8.onnx", "step.int8.onnx", "weights.data", "weights.int8.data", "codec.json", "export.json"}
 
     def copy(with_export):  # the tiny gru run, with or without its export
         shutil.rmtree(tmp_path / "gru", ignore_errors=True)
@@ -149,6 +278,11 @@ def test_export_bad_input(tiny_runs, exported, tmp_path, monkeypatch):
     assert_one_line_error(p)
     assert "model.onnx is not a usable ONNX model" in p.stderr
     run = copy(with_export=True)
+    os.unlink(os.path.join(run, "weights.data"))  # the graphs without their weights
+    p = run_main("predict.py", run, "--runtime", "onnx", "(((", cwd=root)
+    assert_one_line_error(p)
+    assert "has no weights.data" in p.stderr and "export again with: python export.py" in p.stderr
+    run = copy(with_export=True)
     info = json.load(open(os.path.join(run, "export.json")))
     del info["state"]  # an export made before the step graph
     json.dump(info, open(os.path.join(run, "export.json"), "w"))
@@ -160,7 +294,7 @@ def test_export_bad_input(tiny_runs, exported, tmp_path, monkeypatch):
     with pytest.raises(RunError, match="disagrees with PyTorch on 1 of 100 validation problems, first '\\(\\('"):
         export.export(run, log=lambda *_: None)
     left = os.listdir(run)
-    assert not {"model.onnx", "step.onnx", "export.json"} & set(left) and not any(f.startswith(".tmp-") for f in left)
+    assert not {"model.onnx", "step.onnx", "weights.data", "export.json"} & set(left) and not any(f.startswith(".tmp-") for f in left)
 
 
 @pytest.mark.parametrize("arch", ["tra", "ber", "gpt"])
