@@ -307,7 +307,8 @@ def export(path, int8=False, log=print) -> dict:
         names = sorted(os.listdir(tmp), key=lambda name: (name.endswith(".json"), not name.endswith(".data")))
         for name in names:
             os.replace(at(name), os.path.join(path, name))
-        return {**info, "sizes": {name: os.path.getsize(os.path.join(path, name)) for name in names if not name.endswith(".json")}}
+        shown = [name for rt in ("onnx", "int8") for name in (*onnxrun.FILES[rt], onnxrun.DATA[rt]) if name in names]
+        return {**info, "sizes": {name: os.path.getsize(os.path.join(path, name)) for name in shown}}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
