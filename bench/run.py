@@ -61,7 +61,7 @@ class Preset:
     study: str = ""  # presets of one study are also reported side by side (a table of where each falls off)
 
 
-POS_STUDY = {f"pos-bracket-{pos}": Preset("bracket", {}, "2000steps", [0, 1, 2],
+POS_STUDY = {f"pos-bracket-{pos}": Preset("bracket", {}, "8000steps", [0, 1, 2],
                                           f"position encoding {pos} on bracket closing (lengths 1..30): how far past 30 it "
                                           "holds 99% and 90% (accuracy curve up to 120)", settings={"model": {"pos": pos}},
                                           ood2={"ood_min_len": 61, "ood_max_len": 120}, archs=["tra", "ber", "gpt"],
