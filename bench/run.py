@@ -4,6 +4,7 @@
     python -m bench --quick         # a few minutes: every architecture, 15s, bracket
     python -m bench --only bracket-1min --archs gru,gpt
     python -m bench --quick --archs gru --budget 3s   # any preset with another budget
+    python -m bench --only bracket-1min --archs gru --again    # run done cells again; the new rows count
     python -m bench --report        # rebuild the report and pictures from the results so far
     python -m bench --only bracket-1min --seeds 0 --device cuda   # one seed of each, on the GPU
 
@@ -563,6 +564,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda; rows are kept and "
                                                     "reported per device (default auto)")
+    p.add_argument("--again", action="store_true", help="run the chosen cells even where they ran (e.g. on a quieter "
+                                                        "machine); the new row replaces the old in the report")
     p.add_argument("--report", action="store_true", help="only rebuild the report from runs.csv")
     add_commit_arg(p)
     a = p.parse_args(argv)
@@ -590,6 +593,8 @@ def main(argv=None):
         report(df, presets, README)
         return 0
     cells, todo, stale = pending(presets, arch_list, df, device)
+    if a.again:
+        todo, stale = cells, 0
     budgets = [Budget.parse(c[1].budget) for c in todo]
     total, steps = sum(b.amount for b in budgets if b.unit == "s"), sum(b.amount for b in budgets if b.unit == "steps")
     print(f"{len(cells) - len(todo)} of {len(cells)} runs done on {device}; {len(todo)} to go, about {total / 60:.0f} min of training"

@@ -56,6 +56,12 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
     assert "Not in this table, made under earlier settings or run again since (in runs.csv): `gpt` 1 run" in report
     assert "| gpt    |      1 |" in report, "the median is over the runs under the latest settings only"
 
+    p, _ = run_cli("bench", "--quick", "--archs", "gru", "--budget", "3s", "--again", cwd=tmp_path, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "0 of 1 runs done on cpu; 1 to go" in p.stdout, "--again runs a finished cell"
+    assert list(pd.read_csv(results / "runs.csv")["arch"]) == ["gru", "gpt", "gpt", "gru"]
+    assert "`gru` 1 run" in (results / "README.md").read_text(), "the first gru row is left out of the median"
+
 
 def test_a_row_counts_only_under_the_settings_a_cell_would_train_with():
     four, addsub = bench.PRESETS["arith-four-10min"], bench.PRESETS["arith-addsub-10min"]
