@@ -52,7 +52,11 @@ class Fire(nn.Module):
     """FIRE: head h adds f(psi(|i - j|) / psi(max(L, n)))[h] to its scores, psi(x) = log(c x + 1),
     f a two-layer MLP, c > 0 and the threshold L learned. n is the query's position + 1 in a causal
     stack (and for cross-attention, where the decoder stands after the input), the number of real
-    keys in a bidirectional one; there the sign of i - j is a second input, to tell left from right."""
+    keys in a bidirectional one; there the sign of i - j is a second input, to tell left from right.
+
+    The bias depends only on the integers (i - j, n), both below a bound the shapes give (see
+    forward): f runs once per possible pair, a table of (bound + 1)^2 rows (twice that
+    bidirectionally), and the bias is gathered from it, rather than f running on B x Tq x Tk."""
 
     def __init__(self, n_head, bidirectional=False, hidden=32):
         super().__init__()
@@ -61,14 +65,23 @@ class Fire(nn.Module):
         self.log_c = nn.Parameter(torch.tensor(math.log(0.1)))
         self.L = nn.Parameter(torch.tensor(8.0))
 
-    def forward(self, q_pos, k_pos, k_valid):
-        """The bias (B, H, Tq, Tk) for queries at q_pos (B, Tq) and keys at k_pos (B, Tk)."""
-        d = (q_pos[:, :, None] - k_pos[:, None, :]).float()
+    def forward(self, q_pos, k_pos, k_valid, bound):
+        """The bias (B, H, Tq, Tk) for queries at q_pos (B, Tq) and keys at k_pos (B, Tk); bound: an
+        int no |i - j| and no n exceeds (self-attention: Tk, as positions count keys)."""
+        d = q_pos[:, :, None] - k_pos[:, None, :]
+        n = k_valid.sum(1)[:, None, None] if self.bidirectional else q_pos[:, :, None] + 1
+        dv = torch.arange(-bound if self.bidirectional else 0, bound + 1, device=d.device)
+        table = self.f(dv[:, None], torch.arange(bound + 1, device=d.device)[None, :])  # (len(dv), bound + 1, H)
+        row = (d + bound if self.bidirectional else d.abs()) * (bound + 1) + n
+        return table.flatten(0, 1).t()[:, row].transpose(0, 1)  # heads first: the fastest gather here
+
+    def f(self, d, n):
+        """f's output (..., H) at distances d and lengths n (integer tensors that broadcast)."""
+        d, n = torch.broadcast_tensors(d, n)
         c = self.log_c.exp()
-        n = k_valid.sum(1).float()[:, None, None] if self.bidirectional else q_pos.float()[:, :, None] + 1
-        x = torch.log1p(c * d.abs()) / torch.log1p(c * torch.maximum(n, self.L.abs() + 1))
-        x = torch.stack((x, d.sign()), -1) if self.bidirectional else x[..., None]
-        return self.mlp(x).permute(0, 3, 1, 2)
+        x = torch.log1p(c * d.abs().float()) / torch.log1p(c * torch.maximum(n.float(), self.L.abs() + 1))
+        x = torch.stack((x, d.sign().float()), -1) if self.bidirectional else x[..., None]
+        return self.mlp(x)
 
 
 def attn_bias(pos_kind, n_head, q_pos, k_pos, k_valid, causal, device, fire=None):
@@ -95,14 +108,15 @@ def attn_bias(pos_kind, n_head, q_pos, k_pos, k_valid, causal, device, fire=None
         dist = (q_pos[:, :, None] - k_pos[:, None, :]).abs().float()
         bias = bias - head_slopes(n_head, bidirectional).to(device)[None, :, None, None] * dist[:, None]
     if pos_kind == "fire":
-        bias = bias + fire(q_pos, k_pos, k_valid)
+        bias = bias + fire(q_pos, k_pos, k_valid, bound=Tk)
     return bias
 
 
-def cross_bias(pos_kind, n_head, q_pos, k_valid, fire=None):
+def cross_bias(pos_kind, n_head, q_pos, k_valid, fire=None, n_dec=0):
     """Bias for cross-attention from decoder tokens to a right-padded memory: hide padding and,
     with ALiBi, penalise distance as if decoder token j stood right after the input (so the first
-    answer token looks hardest at the end of the input, where the innermost open bracket is)."""
+    answer token looks hardest at the end of the input, where the innermost open bracket is).
+    n_dec (FIRE): the decoder's tokens so far, cached ones included (q_pos are below it)."""
     B, Tk = k_valid.shape
     bias = torch.zeros(B, 1, q_pos.shape[1], Tk, device=k_valid.device).masked_fill(~k_valid[:, None, None, :], float("-inf"))
     if pos_kind == "alibi":
@@ -111,7 +125,7 @@ def cross_bias(pos_kind, n_head, q_pos, k_valid, fire=None):
         bias = bias - alibi_slopes(n_head).to(k_valid.device)[None, :, None, None] * dist[:, None]
     if pos_kind == "fire":
         k_pos = torch.arange(Tk, device=k_valid.device).expand(B, -1)
-        bias = bias + fire(k_valid.sum(1, keepdim=True) + q_pos, k_pos, k_valid)
+        bias = bias + fire(k_valid.sum(1, keepdim=True) + q_pos, k_pos, k_valid, bound=Tk + n_dec)
     return bias
 
 

@@ -100,7 +100,7 @@ class Model(nn.Module):
         """places (B, T): the tokens' digit places; mem_places (B, Ts): the memory's."""
         bias, rope = positions.step(tokens != PAD)
         x = self.drop(self.emb(tokens) if not self.cfg.places else self.emb(tokens) + self.places.embed(places))
-        mb = cross_bias(self.cfg.pos, self.cfg.n_head, positions.last, mem_valid, self.cross_fire)
+        mb = cross_bias(self.cfg.pos, self.cfg.n_head, positions.last, mem_valid, self.cross_fire, n_dec=positions.k_pos.shape[1])
         if self.cfg.place_bias:
             mb = mb + self.places.attn_bias(places, mem_places)
         for i, block in enumerate(self.decoder):

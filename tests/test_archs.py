@@ -414,3 +414,33 @@ def test_task_defaults_apply_below_set():
             assert cfg.model["n_layer"] == len(m.encoder) == len(m.decoder) == layers
         else:
             assert cfg.model["n_layer"] == m.rnn.num_layers == layers, (arch, spec.task, model)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_fire_table_gives_f_at_every_pair(bidirectional):
+    """FIRE's bias, gathered from a table of f over every (distance, length) pair below the bound,
+    is f evaluated at each query/key pair, at the tightest bound and a loose one, with left padding."""
+    torch.manual_seed(0)
+    fire = archs.common.Fire(4, bidirectional=bidirectional)
+    valid = torch.tensor([[False, False, True, True, True, True], [True] * 6, [False] * 5 + [True]])
+    pos = archs.common.positions(valid)
+    d = pos[:, :, None] - pos[:, None, :]
+    n = (valid.sum(1)[:, None, None] if bidirectional else pos[:, :, None] + 1).expand_as(d)
+    want = fire.f(d, n).permute(0, 3, 1, 2)
+    for bound in (6, 11):
+        assert torch.allclose(fire(pos, pos, valid, bound=bound), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["gpt-fire", "tra-fire"])
+def test_fire_decodes_step_by_step_as_the_whole_sequence(arch):
+    """With FIRE, decoding token by token (the cross-attention's queries then stand past the
+    shapes of one step) gives the logits of the whole teacher-forced sequence."""
+    model, _ = build(arch)
+    for m in model.modules():
+        if isinstance(m, archs.common.Fire):
+            torch.nn.init.normal_(m.mlp[-1].weight)  # a bias that matters
+    model.eval()
+    with torch.no_grad():
+        for e in examples(4, seed=5, min_answer=3):
+            steps, whole, _ = step_by_step_and_whole(model, CODEC.batch([e]))
+            assert torch.allclose(steps, whole, atol=1e-5)
