@@ -43,12 +43,9 @@ GROWN_BY_TASK = ("n_slots",)
 def task_defaults(task) -> dict:
     """Answer slots for the task's longest answer and its <eos>; a digit place bias (place_bias=2,
     as gpt's) where answers are written digit by digit from the lowest place: answer slot k reads
-    the prompt's digits by their place relative to place k (archs/common.py DigitPlaces); FIRE
-    positions on nested tasks, as tra's (docs/defaults.md)."""
+    the prompt's digits by their place relative to place k (archs/common.py DigitPlaces)."""
     slots = {"n_slots": task.max_target_len() + 1}
-    if task.traits().digit_aligned:
-        return {**slots, "place_bias": 2}
-    return {**slots, "pos": "fire"} if task.traits().nested else slots
+    return {**slots, "place_bias": 2} if task.traits().digit_aligned else slots
 
 
 def task_train_defaults(task) -> dict:

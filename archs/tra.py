@@ -33,14 +33,11 @@ GROWN_BY_TASK = ()
 def task_defaults(task) -> dict:
     """Two layers each side at width 64 where the task multiplies (the partial products need the
     second layer); a digit place bias on the cross-attention (place_bias=2, archs/common.py
-    DigitPlaces) where answers are written digit by digit from the lowest place; FIRE positions on
-    nested tasks, where they carry to longer inputs further than ALiBi (docs/defaults.md)."""
+    DigitPlaces) where answers are written digit by digit from the lowest place (docs/defaults.md)."""
     if task.traits().multiplies:
         return {"d_model": 64, "n_layer": 2}
     if task.traits().digit_aligned:
         return {"place_bias": 2}
-    if task.traits().nested:
-        return {"pos": "fire"}
     return {}
 
 

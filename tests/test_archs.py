@@ -395,8 +395,8 @@ def test_task_defaults_apply_below_set():
         m, codec, _, _ = setup_model(cfg, "cpu", Console(quiet=True))
         assert cfg.model["places"] is places and cfg.model.get("place_bias", 0) == bias, (arch, spec, model)
         assert (m.places is not None) is (places or bias > 0), (arch, spec, model)
-        if arch != "gru":  # on bracket closing gpt takes no position bias (NoPE), tra and ber FIRE; ALiBi elsewhere
-            assert cfg.model["pos"] == model.get("pos", {"gpt": "none"}.get(arch, "fire") if spec.task == "bracket" else "alibi")
+        if arch == "gpt":  # no position bias on bracket closing (NoPE), ALiBi elsewhere
+            assert cfg.model["pos"] == model.get("pos", "none" if spec.task == "bracket" else "alibi")
         if places or bias:
             assert cfg.model["digit_ids"] == codec.number_ids()[0]
     four = D.DataSpec("arith", {"ops": "+-*/", "format": "scratch"})
