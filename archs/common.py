@@ -8,7 +8,8 @@ and the heads with small slopes still see the whole sequence (needed to find an 
 (NoPE: a causal mask alone lets a decoder count positions) and `fire` (FIRE, Li et al.,
 "Functional Interpolation for Relative Positions", 2023: a learned bias of the distance divided by
 the query's position, so longer inputs map into the range training saw; class Fire) are switches;
-gpt takes `none` on nested tasks (archs/gpt.py task_defaults). The bench presets pos-* compare them.
+gpt takes `none` on nested tasks (archs/gpt.py task_defaults). The bench presets pos-bracket-*
+compare them; why tra and ber keep ALiBi: docs/defaults.md.
 
 A distance penalty is symmetric, so in a bidirectional stack (tra's encoder, ber) ALiBi alone
 cannot tell left from right; there half the heads attend to the left (and themselves) and half
