@@ -312,7 +312,15 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return out[[c for c in out.columns if not c.startswith("holds_")] + ["holds_99", "holds_90"]]
 
 
-def plots(df: pd.DataFrame) -> list[str]:
+def picture(preset: str, budget: str, known: dict, kind: str = "") -> str:
+    """The file name of a picture of one preset's rows at one budget: `<preset><kind>.png` at the
+    preset's own budget, `<preset>-<budget><kind>.png` for its rows under --budget (kept apart, as
+    their tables are)."""
+    own = preset not in known or known[preset].budget == budget
+    return f"{preset}{'' if own else '-' + budget}{kind}.png"
+
+
+def plots(df: pd.DataFrame, known: dict) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -333,21 +341,25 @@ def plots(df: pd.DataFrame) -> list[str]:
         ax.grid(alpha=0.3)
         ax.legend()
         made.append(save(fig, "accuracy_vs_budget.png"))
-    for preset, g in df.groupby("preset"):
-        first = g.sort_values("seed").drop_duplicates("series")
-        if not any(os.path.isdir(r) for r in first["run"]) and os.path.exists(os.path.join(RESULTS, f"{preset}.png")):
-            made.append(f"{preset}.png")  # its run folders are gone (a fresh clone): keep the picture made from them
+    for (preset, budget), g in df.groupby(["preset", "budget"], sort=False):
+        name = picture(preset, budget, known)
+        first = g.sort_values("seed", kind="stable").drop_duplicates("series")
+        if not any(os.path.isdir(r) for r in first["run"]) and os.path.exists(os.path.join(RESULTS, name)):
+            made.append(name)  # its run folders are gone (a fresh clone): keep the picture made from them
             continue
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        learning = [r for r in first.itertuples() if os.path.exists(os.path.join(r.run, "curve.csv"))]
+        if learning:
+            fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        else:  # drawn from runs.csv alone: no learning curves to show
+            fig, ax2 = plt.subplots(figsize=(7, 4))
         per_arch = {r.series: row_groups(r) for r in first.itertuples()}
         key = next(("length" if "length" in v["test"] else "digits" for v in per_arch.values() if v), None)
         test_x = sorted({x for v in per_arch.values() if v for x in v["test"].get(key, {})})
         xs = test_x + sorted({x for v in per_arch.values() if v for x in v["ood"].get(key, {})} - set(test_x))
+        for r in learning:
+            c = pd.read_csv(os.path.join(r.run, "curve.csv"))
+            ax1.plot(c["train_s"], c["val_em"] * 100, marker=".", label=r.series)
         for r in first.itertuples():
-            curve = os.path.join(r.run, "curve.csv")
-            if os.path.exists(curve):
-                c = pd.read_csv(curve)
-                ax1.plot(c["train_s"], c["val_em"] * 100, marker=".", label=r.series)
             if per_arch[r.series]:
                 pts = {**per_arch[r.series]["ood"].get(key, {}), **per_arch[r.series]["test"].get(key, {})}
                 ax2.plot(range(len(xs)), [pts.get(x, float("nan")) * 100 for x in xs], marker="o", label=r.series)
@@ -357,25 +369,29 @@ def plots(df: pd.DataFrame) -> list[str]:
             ax2.text(len(test_x) - 0.4, 0.03, "out of distribution", color="grey", fontsize=8,
                      transform=ax2.get_xaxis_transform())
         ax2.set_xticks(range(len(xs)), xs)
-        ax1.set_xlabel("training seconds")
-        ax1.set_ylabel("validation exact match (%)")
-        ax1.set_title(f"{preset}: learning curves (seed {first['seed'].min()})")
+        title = preset if name == f"{preset}.png" else f"{preset}, {budget}"
+        if learning:
+            ax1.set_xlabel("training seconds")
+            ax1.set_ylabel("validation exact match (%)")
+            ax1.set_title(f"{title}: learning curves (seed {first['seed'].min()})")
         ax2.set_xlabel("input length" if key == "length" else "operand digits")
         ax2.set_ylabel("exact match (%)")
-        ax2.set_title("test, then out-of-distribution, per group")
+        ax2.set_title("test, then out-of-distribution, per group" if learning
+                      else f"{title} (seed {first['seed'].min()}): exact match per group")
         ax2.tick_params(axis="x", rotation=45)
-        for ax in (ax1, ax2):
+        for ax in fig.axes:
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend()
-        made.append(save(fig, f"{preset}.png"))
+        made.append(save(fig, name))
     return made
 
 
-def curve_plots(df: pd.DataFrame) -> list[str]:
-    """<preset>-curve.png: each series' accuracy curve (median over seeds at each value)."""
+def curve_plots(df: pd.DataFrame, known: dict) -> list[str]:
+    """<preset>-curve.png: each series' accuracy curve (median over seeds at each value), one
+    picture per preset and budget."""
     made = []
-    for preset, g in df[df["curve"].map(lambda c: isinstance(c, str))].groupby("preset", sort=False):
+    for (preset, budget), g in df[df["curve"].map(lambda c: isinstance(c, str))].groupby(["preset", "budget"], sort=False):
         curves, axis, trained = {}, None, None
         for name, rows in g.groupby("series", sort=False):
             parsed = [json.loads(c) for c in rows["curve"]]
@@ -383,9 +399,11 @@ def curve_plots(df: pd.DataFrame) -> list[str]:
             per_value = pd.DataFrame([{"value": int(v), "exact_match": em} for c in parsed for v, (em, n) in c["em"].items() if n])
             curves[f"{name} ({len(parsed)} seed{'s' * (len(parsed) > 1)})"] = \
                 per_value.groupby("value", as_index=False)["exact_match"].median()
-        evaluate.plot_curves(curves, axis, trained, os.path.join(RESULTS, f"{preset}-curve.png"),
-                             f"{preset}: exact match by {axis} (median over seeds)")
-        made.append(f"{preset}-curve.png")
+        name = picture(preset, budget, known, "-curve")
+        title = preset if name == f"{preset}-curve.png" else f"{preset}, {budget}"
+        evaluate.plot_curves(curves, axis, trained, os.path.join(RESULTS, name),
+                             f"{title}: exact match by {axis} (median over seeds)")
+        made.append(name)
     return made
 
 
@@ -411,7 +429,8 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
     os.makedirs(RESULTS, exist_ok=True)
     df = df.reindex(columns=list(dict.fromkeys([*COLUMNS, *df.columns])))  # rows from before a column: empty
     df, earlier = (d.assign(series=[series(a, v) for a, v in zip(d["arch"], d["device"])]) for d in latest_settings(df))
-    pics = plots(df) + curve_plots(df)
+    known = {**presets, **QUICK, **PRESETS}  # the registry's budget wins over a --budget run's
+    pics = plots(df, known) + curve_plots(df, known)
     mach = machine()
     peaks = "; ".join(f"{g['matmul_gflops'].median():,.0f} GFLOP/s on "
                       + ("the CPU" if dev == "cpu" else dev.removeprefix("cuda: ")) for dev, g in df.groupby("device", sort=False))
@@ -425,11 +444,14 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
              "share of the training loop's time in which a kernel ran (NVML's utilisation, read every 0.5 s).", ""]
     table = summary_table(df)
     table["arch"] = [series(a, v) for a, v in zip(table["arch"], table["device"])]
-    for (preset, budget), g in table.groupby(["preset", "budget"], sort=False):
-        known = PRESETS.get(preset) or QUICK.get(preset) or presets.get(preset)
-        goal = known.goal if known else ""
-        other = known is not None and known.budget != budget  # a preset run under --budget
-        lines += [f"## {preset}" + (f", trained for {budget}" if other else ""), "", f"Target: {goal}", ""]
+    order = [*PRESETS, *QUICK, *presets]
+    sections = sorted(table.groupby(["preset", "budget"], sort=False), key=lambda kv: (
+        order.index(kv[0][0]) if kv[0][0] in order else len(order), picture(*kv[0], known) != f"{kv[0][0]}.png"))
+    for (preset, budget), g in sections:  # in registry order, each preset's own budget before its --budget runs
+        p = known.get(preset)
+        pic, curve = picture(preset, budget, known), picture(preset, budget, known, "-curve")
+        lines += [f"## {preset}" + (f", trained for {budget}" if pic != f"{preset}.png" else ""), "",
+                  f"Target: {p.goal if p else ''}", ""]
         show = g.drop(columns=["preset", "budget", "device"]).copy()
         show = show.drop(columns=[c for c in ("ood2_em", "gpu_util", "holds_99", "holds_90") if show[c].isna().all()])
         for c in ("holds_99", "holds_90"):
@@ -456,12 +478,12 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
         if by_op is not None:
             lines += ["Test exact match per operation (median over seeds):", "",
                       by_op.map(lambda v: f"{v:.2%}").to_markdown(), ""]
-        if f"{preset}.png" in pics:
-            lines += [f"![{preset}]({preset}.png)", ""]
-        if f"{preset}-curve.png" in pics:
+        if pic in pics:
+            lines += [f"![{preset}]({pic})", ""]
+        if curve in pics:
             lines += ["Exact match by length (digit count), 1 to 4x the training maximum; `holds_99` / `holds_90` above: "
                       "the longest up to which every value reaches 99% / 90% (median over seeds).", "",
-                      f"![{preset} curve]({preset}-curve.png)", ""]
+                      f"![{preset} curve]({curve})", ""]
     lines += study_tables(table, presets)
     if "accuracy_vs_budget.png" in pics:
         lines += ["## Accuracy versus budget (bracket)", "", "![accuracy versus budget](accuracy_vs_budget.png)", ""]
@@ -474,12 +496,13 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
 
 def study_tables(table: pd.DataFrame, presets: dict) -> list[str]:
     """For each study (presets with the same `study`), a table side by side: an architecture per
-    row, a preset per column, each cell holds_99 / holds_90 / OOD2 exact match (medians)."""
-    known = {**PRESETS, **presets}
+    row, a preset per column, each cell holds_99 / holds_90 / OOD2 exact match (medians) at the
+    preset's own budget (its rows under --budget are reported apart, not mixed in)."""
+    known = {**presets, **PRESETS}
     lines = []
     for study in dict.fromkeys(p.study for p in known.values() if p.study):
         names = [n for n, p in known.items() if p.study == study and n in set(table["preset"])]
-        rows = table[table["preset"].isin(names)]
+        rows = table[[p in names and b == known[p].budget for p, b in zip(table["preset"], table["budget"])]]
         if rows.empty:
             continue
         fmt = lambda v, pct=False: "-" if v != v else f"{v:.1%}" if pct else f"{v:.0f}"  # noqa: E731
@@ -514,6 +537,11 @@ def readme_tables(df: pd.DataFrame) -> str:
             order = sorted(cells, key=lambda s: (s.split(" ")[0] not in ALL, ALL.index(s.split(" ")[0]) if s.split(" ")[0] in ALL else 0, s))
             t = pd.DataFrame.from_dict(cells, orient="index").reindex(index=order, columns=names).fillna("-")
             out += [f"**{task}**: test / OOD exact match", "", t.to_markdown(), ""]
+            drawn = [n for n in names if ((df["preset"] == n) & (df["budget"] == PRESETS[n].budget) & df["curve"].notna()).any()]
+            if drawn:
+                out += ["Exact match by " + ("operand digits" if task == "arith" else "length") + ", 1 to 4x training: "
+                        + ", ".join(f"[{n}]({RESULTS}/{picture(n, PRESETS[n].budget, PRESETS, '-curve')})".replace(os.sep, "/")
+                                    for n in drawn) + ".", ""]
     return "\n".join(out).strip() + "\n"
 
 

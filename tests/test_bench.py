@@ -32,8 +32,9 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
     assert sorted(g["test"]["length"]) == ["01-10", "11-20", "21-30"]
     assert sorted(g["ood"]["length"]) == ["31-40", "41-50", "51-60"]
     report = (results / "README.md").read_text()
-    assert "## quick-bracket-15s" in report and "| gru" in report and "| gpt" in report
-    assert os.path.getsize(results / "quick-bracket-15s.png") > 1000
+    assert "## quick-bracket-15s, trained for 3s" in report and "| gru" in report and "| gpt" in report
+    assert os.path.getsize(results / "quick-bracket-15s-3s.png") > 1000, "a preset under --budget is drawn apart"
+    assert "![quick-bracket-15s](quick-bracket-15s-3s.png)" in report
     assert os.path.getsize(results / "accuracy_vs_budget.png") > 1000
     for run in df["run"]:  # every run is a normal run folder, scored by evaluate.py
         assert (tmp_path / run / "metrics.json").exists()
@@ -229,3 +230,26 @@ def test_gpu_use_averages_the_readings_of_the_training_loop():
     with bench.GpuUse("cpu", read=broken, every=0.01) as none:
         time.sleep(0.1)
     assert none.mean(0, time.time()) is None, "no NVML: the column stays empty, the run goes on"
+
+
+def test_a_preset_under_another_budget_is_reported_apart(tmp_path, monkeypatch):
+    """Rows of a preset run under --budget get their own section, pictures and no place in the
+    preset's study table (the study compares every preset at its own budget)."""
+    monkeypatch.setattr(bench, "RESULTS", str(tmp_path))
+    drawn = {}
+    monkeypatch.setattr(bench.evaluate, "plot_curves", lambda curves, axis, trained, path, title: drawn.update({os.path.basename(path): curves}))
+    study = {"pos-x": bench.Preset("bracket", {}, "8000steps", [0], "goal", study="s"),
+             "pos-y": bench.Preset("bracket", {}, "8000steps", [0], "goal", study="s")}
+    def row(preset, budget, em50):
+        curve = {"axis": "length", "trained": 30, "em": {"1": [1.0, 3], "40": [1.0, 100], "50": [em50, 100]}}
+        return {**device_row("tra", 0, 1.0, "cpu", {}), "preset": preset, "budget": budget, "curve": json.dumps(curve)}
+    df = pd.DataFrame([row("pos-x", "8000steps", 0.5), row("pos-y", "8000steps", 1.0), row("pos-x", "10min", 1.0)])
+    bench.report(df, study)
+    text = (tmp_path / "README.md").read_text()
+    assert text.index("## pos-x\n") < text.index("## pos-x, trained for 10min") < text.index("## pos-y\n")
+    assert "![pos-x curve](pos-x-curve.png)" in text and "![pos-x curve](pos-x-10min-curve.png)" in text
+    assert drawn["pos-x-curve.png"]["tra (1 seed)"]["exact_match"].tolist() == [1.0, 1.0, 0.5]
+    assert drawn["pos-x-10min-curve.png"]["tra (1 seed)"]["exact_match"].tolist() == [1.0, 1.0, 1.0]
+    table = text.split("## Study: s", 1)[1]
+    cells = [c.strip() for c in next(line for line in table.splitlines() if line.startswith("| tra")).split("|")[2:4]]
+    assert cells == ["40 / 40 / -", "50 / 50 / -"], "pos-x at 8000 steps, not its 10min row"
