@@ -76,3 +76,18 @@ def test_code_holds_no_dates_seeds_or_measured_figures():
                 notes.append((getattr(node, "lineno", 1), ast.get_docstring(node)))
         bad += [f"{path}:{line}" for line, text in notes if figure.search(text)]
     assert not bad, bad
+
+
+def test_relative_links_in_the_docs_lead_to_files():
+    """Every relative Markdown link (README, docs/, bench/results) names a file that exists, read
+    from the folder of the file that links it, as GitHub renders it."""
+    pages = ["README.md", "README.ja.md", "bench/results/README.md",
+             *(os.path.join("docs", f) for f in os.listdir(os.path.join(ROOT, "docs")) if f.endswith(".md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", read(page)):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address or an anchor on the same page
+            if not os.path.exists(os.path.join(ROOT, os.path.dirname(page), target.split("#")[0])):
+                broken.append(f"{page}: {target}")
+    assert not broken, broken
