@@ -316,8 +316,12 @@ def picture(preset: str, budget: str, known: dict, kind: str = "") -> str:
     """The file name of a picture of one preset's rows at one budget: `<preset><kind>.png` at the
     preset's own budget, `<preset>-<budget><kind>.png` for its rows under --budget (kept apart, as
     their tables are)."""
-    own = preset not in known or known[preset].budget == budget
-    return f"{preset}{'' if own else '-' + budget}{kind}.png"
+    return f"{preset}{'' if own_budget(preset, budget, known) else '-' + budget}{kind}.png"
+
+
+def own_budget(preset: str, budget: str, known: dict) -> bool:
+    """Whether rows at this budget are the preset's own (not a --budget run of it)."""
+    return preset not in known or known[preset].budget == budget
 
 
 def plots(df: pd.DataFrame, known: dict) -> list[str]:
@@ -369,7 +373,7 @@ def plots(df: pd.DataFrame, known: dict) -> list[str]:
             ax2.text(len(test_x) - 0.4, 0.03, "out of distribution", color="grey", fontsize=8,
                      transform=ax2.get_xaxis_transform())
         ax2.set_xticks(range(len(xs)), xs)
-        title = preset if name == f"{preset}.png" else f"{preset}, {budget}"
+        title = preset if own_budget(preset, budget, known) else f"{preset}, {budget}"
         if learning:
             ax1.set_xlabel("training seconds")
             ax1.set_ylabel("validation exact match (%)")
@@ -400,7 +404,7 @@ def curve_plots(df: pd.DataFrame, known: dict) -> list[str]:
             curves[f"{name} ({len(parsed)} seed{'s' * (len(parsed) > 1)})"] = \
                 per_value.groupby("value", as_index=False)["exact_match"].median()
         name = picture(preset, budget, known, "-curve")
-        title = preset if name == f"{preset}-curve.png" else f"{preset}, {budget}"
+        title = preset if own_budget(preset, budget, known) else f"{preset}, {budget}"
         evaluate.plot_curves(curves, axis, trained, os.path.join(RESULTS, name),
                              f"{title}: exact match by {axis} (median over seeds)")
         made.append(name)
@@ -446,11 +450,11 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
     table["arch"] = [series(a, v) for a, v in zip(table["arch"], table["device"])]
     order = [*PRESETS, *QUICK, *presets]
     sections = sorted(table.groupby(["preset", "budget"], sort=False), key=lambda kv: (
-        order.index(kv[0][0]) if kv[0][0] in order else len(order), picture(*kv[0], known) != f"{kv[0][0]}.png"))
+        order.index(kv[0][0]) if kv[0][0] in order else len(order), not own_budget(*kv[0], known)))
     for (preset, budget), g in sections:  # in registry order, each preset's own budget before its --budget runs
         p = known.get(preset)
         pic, curve = picture(preset, budget, known), picture(preset, budget, known, "-curve")
-        lines += [f"## {preset}" + (f", trained for {budget}" if pic != f"{preset}.png" else ""), "",
+        lines += [f"## {preset}" + (f", trained for {budget}" if not own_budget(preset, budget, known) else ""), "",
                   f"Target: {p.goal if p else ''}", ""]
         show = g.drop(columns=["preset", "budget", "device"]).copy()
         show = show.drop(columns=[c for c in ("ood2_em", "gpu_util", "holds_99", "holds_90") if show[c].isna().all()])
@@ -484,7 +488,7 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
             lines += ["Exact match by length (digit count), 1 to 4x the training maximum; `holds_99` / `holds_90` above: "
                       "the longest up to which every value reaches 99% / 90% (median over seeds).", "",
                       f"![{preset} curve]({curve})", ""]
-    lines += study_tables(table, presets)
+    lines += study_tables(table, known)
     if "accuracy_vs_budget.png" in pics:
         lines += ["## Accuracy versus budget (bracket)", "", "![accuracy versus budget](accuracy_vs_budget.png)", ""]
     lines += ["Every run: [runs.csv](runs.csv).", ""]
@@ -494,11 +498,10 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
         write_readme_tables(df, readme)
 
 
-def study_tables(table: pd.DataFrame, presets: dict) -> list[str]:
+def study_tables(table: pd.DataFrame, known: dict) -> list[str]:
     """For each study (presets with the same `study`), a table side by side: an architecture per
     row, a preset per column, each cell holds_99 / holds_90 / OOD2 exact match (medians) at the
-    preset's own budget (its rows under --budget are reported apart, not mixed in)."""
-    known = {**presets, **PRESETS}
+    preset's own budget (its rows under --budget are reported apart, not mixed in); known: report's presets."""
     lines = []
     for study in dict.fromkeys(p.study for p in known.values() if p.study):
         names = [n for n, p in known.items() if p.study == study and n in set(table["preset"])]
