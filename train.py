@@ -27,6 +27,7 @@ if __name__ == "__main__":
     cli.quiet_ctrl_c()  # Ctrl-C while the imports below load: exit 130 without a traceback
 
 import argparse
+import itertools
 import math
 import re
 import time
@@ -128,6 +129,9 @@ class TrainConfig:
     threads: int | None = None       # torch CPU threads (default: all cores)
     val_points: int = 10             # validate at 1/10, 2/10, ... of the budget
     bucket: bool = True              # batch examples of similar length together
+    curriculum: float | None = None  # share of the budget over which the longest prompt a batch may
+                                     # hold grows from the train split's shortest to its longest
+                                     # (0: every length from the start; None: the architecture's, else 0)
     models_dir: str = "models"
     data_dir: str = "data"
     resume: str | None = None        # continue this run (its model, data and settings)
@@ -163,6 +167,31 @@ def batches(lengths: torch.Tensor, batch_size: int, gen: torch.Generator, bucket
             yield from perm.split(batch_size)
 
 
+def shortest_first(prompt_len: torch.Tensor, lengths: torch.Tensor, batch_size: int, gen: torch.Generator, bucket: bool, cap):
+    """A length curriculum's batches of indices: each window of 32 batches is drawn (with
+    replacement) from the examples whose prompt is no longer than cap() tokens, at least a batch's
+    worth of the shortest (with bucket sorted by length before it is cut, then shuffled); ends
+    when cap() is None."""
+    order = torch.argsort(prompt_len, stable=True)
+    ranked = prompt_len[order].contiguous()
+    while (longest := cap()) is not None:
+        n = max(batch_size, int(torch.searchsorted(ranked, longest, right=True)))
+        w = order[torch.randint(min(n, len(order)), (batch_size * 32,), generator=gen)]
+        if bucket:
+            w = w[torch.argsort(lengths[w], stable=True)]
+        chunks = list(w.split(batch_size))
+        for i in torch.randperm(len(chunks), generator=gen).tolist():
+            yield chunks[i]
+
+
+def curriculum_cap(frac: float, share: float, shortest: int, longest: int) -> int | None:
+    """The longest prompt (tokens) a batch may hold at this share of the budget: from shortest at
+    the start to longest at `share`, linearly; None once the curriculum is over."""
+    if not share or frac >= share:
+        return None
+    return shortest + int((longest - shortest) * frac / share)
+
+
 VAL_SHARE = 0.08  # most of the budget spent on validation along the way (the final scoring comes after the budget)
 MIN_VAL = 50      # fewest validation problems at a point
 
@@ -179,6 +208,7 @@ def setup_model(cfg: TrainConfig, device, console):
         for k in ("lr", "batch_size", "warmup", "weight_decay", "grad_clip", "precision"):
             if getattr(cfg, k) is None:
                 setattr(cfg, k, run.config["train"].get(k))
+        cfg.curriculum = cfg.curriculum or 0.0  # a resumed run has met every length: no curriculum unless asked
     elif cfg.init_from:
         task = make_task(cfg.data.task, cfg.data.options)
         model, codec, cfg.model = from_parent(load_run(cfg.init_from, "cpu"), cfg.arch, task, console)
@@ -213,6 +243,9 @@ def fill_train_settings(cfg: TrainConfig, task):
     cfg.warmup = cfg.warmup if cfg.warmup is not None else defaults.get("warmup", DEFAULT_WARMUP)
     cfg.weight_decay = cfg.weight_decay if cfg.weight_decay is not None else defaults.get("weight_decay", 0.0)
     cfg.precision = cfg.precision or "fp32"
+    cfg.curriculum = cfg.curriculum if cfg.curriculum is not None else defaults.get("curriculum", 0.0)
+    if not 0 <= cfg.curriculum < 1:
+        raise UserError(f"--curriculum is the share of the budget the curriculum lasts, from 0 (none) to below 1, got {cfg.curriculum}")
 
 
 def from_parent(parent, arch, task, console):
@@ -373,7 +406,11 @@ def run_loop(s: Setup, cfg: TrainConfig, budget: Budget, console, on_eval, quiet
     """Train until the budget is spent (or Ctrl-C). The learning rate follows the budget's share."""
     model, opt, data, device = s.model, s.opt, s.data, s.device
     loop = Loop(cfg, budget)
-    stream = batches(data.prompt_len + data.answer_len, cfg.batch_size, torch.Generator().manual_seed(cfg.seed), cfg.bucket)
+    gen, lengths = torch.Generator().manual_seed(cfg.seed), data.prompt_len + data.answer_len
+    shortest, longest = int(data.prompt_len.min()), int(data.prompt_len.max())
+    cap = lambda: curriculum_cap(budget.frac(time.time() - t_start, loop.steps), cfg.curriculum, shortest, longest)  # noqa: E731
+    stream = itertools.chain(shortest_first(data.prompt_len, lengths, cfg.batch_size, gen, cfg.bucket, cap) if cfg.curriculum else (),
+                             batches(lengths, cfg.batch_size, gen, cfg.bucket))
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                         console=console, disable=quiet or not console.is_terminal)
     bar = progress.add_task(f"{cfg.arch} {cfg.data.task} {cfg.budget}", total=budget.amount, info="")
@@ -583,6 +620,9 @@ def build_parser():
     g.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default 0)")
     add_device_args(g)
     g.add_argument("--no-bucket", action="store_true", help="do not batch examples of similar length together")
+    g.add_argument("--curriculum", type=float, metavar="SHARE",
+                   help="length curriculum: over this share of the budget the longest input a batch may hold grows from "
+                        "the shortest to the longest in training (default: the architecture's, else 0: none)")
     add_models_dir(g)
     g.add_argument("--resume", metavar="RUN", help="continue a saved run (its model, data and settings) with a new budget")
     g = p.add_argument_group("fine-tuning")
@@ -618,7 +658,7 @@ def main(argv=None):
         cfg = TrainConfig(arch=arch, budget=budget, data=D.spec_from_args(a), model=parse_set(a.set),
                           lr=a.lr, batch_size=a.batch_size, warmup=a.warmup, weight_decay=a.weight_decay,
                           grad_clip=a.grad_clip, precision=a.precision, seed=a.seed, device=a.device, threads=a.threads,
-                          bucket=not a.no_bucket, models_dir=a.models_dir, data_dir=a.data_dir, resume=a.resume,
+                          bucket=not a.no_bucket, curriculum=a.curriculum, models_dir=a.models_dir, data_dir=a.data_dir, resume=a.resume,
                           init_from=a.init_from, lora=a.lora, lora_alpha=a.lora_alpha, lora_targets=a.lora_targets)
         if not a.resume and not a.init_from:
             archs.config(arch, cfg.model)  # unknown settings fail before any work

@@ -62,11 +62,21 @@ class Preset:
     study: str = ""  # presets of one study are also reported side by side (a table of where each falls off)
 
 
+BRACKET_STUDY = "bracket, 8000 steps: position encodings and levers"
 POS_STUDY = {f"pos-bracket-{pos}": Preset("bracket", {}, "8000steps", [0, 1, 2],
                                           f"position encoding {pos} on bracket closing (lengths 1..30): how far past 30 it "
                                           "holds 99% and 90% (accuracy curve up to 120)", settings={"model": {"pos": pos}},
                                           ood2={"ood_min_len": 61, "ood_max_len": 120}, archs=["tra", "ber", "gpt"],
-                                          study="position encodings, bracket") for pos in POS_KINDS}
+                                          study=BRACKET_STUDY) for pos in POS_KINDS}
+LEVERS = {"curriculum": ({"curriculum": 0.5}, "a length curriculum (train.py --curriculum 0.5)", [0, 1, 2]),
+          "deep": ({"model": {"n_layer": 4}}, "four layers (a screening: one seed)", [0]),
+          "wide": ({"model": {"d_model": 128}}, "width 128 (a screening: one seed)", [0])}
+LEVER_STUDY = {f"lever-bracket-{name}": Preset("bracket", {}, "8000steps", seeds,
+                                               f"{what} on bracket closing, each architecture's defaults otherwise: against "
+                                               "its default position encoding's row of the position study, how far past 30 "
+                                               "it holds 99% and 90%", settings=settings,
+                                               ood2={"ood_min_len": 61, "ood_max_len": 120}, archs=["tra", "ber", "gpt"],
+                                               study=BRACKET_STUDY) for name, (settings, what, seeds) in LEVERS.items()}
 
 
 PRESETS = {
@@ -85,6 +95,7 @@ PRESETS = {
     "reverse-1min": Preset("reverse", {}, "1min", [0, 1, 2], "string reversal, lengths 1..20: every architecture >= 99%; "
                            "OOD 21..40 and OOD2 41..80: how far each carries", ood2={"ood_min_len": 41, "ood_max_len": 80}),
     **POS_STUDY,
+    **LEVER_STUDY,
 }
 QUICK = {"quick-bracket-15s": Preset("bracket", {}, "15s", [0], "smoke test", curve=5)}
 COLUMNS = ["preset", "arch", "budget", "seed", "test_em", "ood_em", "ood2_em", "steps", "samples_per_s", "params",
@@ -222,7 +233,8 @@ def device_name(device: str) -> str:
     return f"cuda: {torch.cuda.get_device_name(torch.device(device))}" if device.startswith("cuda") else device
 
 
-TRAIN_KEYS = ("lr", "batch_size", "warmup", "weight_decay")
+TRAIN_KEYS = ("lr", "batch_size", "warmup", "weight_decay", "curriculum")
+ADDED_TRAIN_KEYS = {"curriculum": 0.0}  # training settings added since the first rows, as rows before them trained
 
 
 def settings(run) -> dict:
@@ -230,7 +242,7 @@ def settings(run) -> dict:
     with open(os.path.join(run, "config.json")) as f:
         c = json.load(f)
     model = {k: v for k, v in c["model"].items() if k != "vocab_size"}
-    return {**model, **{k: c["train"][k] for k in TRAIN_KEYS}}
+    return {**model, **{k: c["train"].get(k, ADDED_TRAIN_KEYS.get(k)) for k in TRAIN_KEYS}}
 
 
 def planned(p: Preset, arch) -> dict:
@@ -246,10 +258,11 @@ def planned(p: Preset, arch) -> dict:
 
 def same_settings(recorded, plan: dict, arch) -> bool:
     """Whether a row's recorded settings (runs.csv's JSON) are the planned ones; a setting the row
-    does not name (added since) counts as its default then, the architecture's Config default."""
+    does not name (added since) counts as its default then: the architecture's Config default or
+    its ADDED_TRAIN_KEYS value."""
     if not isinstance(recorded, str):
         return False
-    recorded, base = json.loads(recorded), asdict(archs.config(arch))
+    recorded, base = json.loads(recorded), {**asdict(archs.config(arch)), **ADDED_TRAIN_KEYS}
     return all(recorded.get(k, base.get(k)) == v for k, v in json.loads(json.dumps(plan)).items())
 
 

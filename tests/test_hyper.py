@@ -145,7 +145,7 @@ def test_interrupt_stops_cleanly_and_resumes(tmp_path, sig):
     main = subprocess.Popen([sys.executable, os.path.join(ROOT, "hyper.py"), "--arch", "gru", *EASY, "--time", "5min",
                              "--trial-budget", "10s", "--workers", "2", "--storage", url, "--study", "ctrlc"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    end = time.time() + 90
+    end, running = time.time() + 90, []
     while time.time() < end:
         time.sleep(0.5)
         try:
@@ -154,6 +154,7 @@ def test_interrupt_stops_cleanly_and_resumes(tmp_path, sig):
             continue
         if len(running) == 2:
             break
+    assert len(running) == 2, "both workers run a trial within 90 s"
     time.sleep(2)
     t = time.time()
     main.send_signal(sig)
@@ -162,7 +163,9 @@ def test_interrupt_stops_cleanly_and_resumes(tmp_path, sig):
     assert time.time() - t < 30, "workers stop at once"
     assert "Traceback" not in out and "resume with: python hyper.py --resume --study ctrlc" in out, out
     study = optuna.load_study(study_name="ctrlc", storage=url)
-    assert [t.state for t in study.trials] == [S.FAIL, S.FAIL], "both stopped 2 s into their 10 s trials, none finished"
+    stopped = {t.number: t.state for t in study.trials if t.number in {r.number for r in running}}
+    assert stopped == {r.number: S.FAIL for r in running}, "both stopped 2 s into their 10 s trials"
+    assert not study.get_trials(deepcopy=False, states=(S.RUNNING, S.WAITING))  # a trial done before (a worker slow to start) stays done
     if sig == signal.SIGTERM:
         return  # SIGTERM raises the KeyboardInterrupt SIGINT raises: the study it leaves resumes as after SIGINT, below
     p, _ = run_cli("hyper.py", "--resume", "--study", "ctrlc", "--storage", url, "--time", "1min", "--trials", "3",

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import ROOT, SMALL, assert_one_line_error, run_cli, run_main
-from train import Budget, parse_budget
+from train import Budget, curriculum_cap, parse_budget, shortest_first
 
 
 def visible_runs(cwd):
@@ -70,7 +70,7 @@ def test_arith_and_long_names(tmp_path):
 @pytest.mark.parametrize("args", [
     ["foo", "1min"], ["gru", "10minutes"], ["gru", "-1min"], ["gru", "3days"], ["gru"],
     ["gru", "1min", "--task", "chess"], ["gru", "1min", "--set", "n_head=2"], ["gru", "1min", "--task", "bracket", "--digits", "2"],
-    ["gru", "1min", "--resume", "models/nope"],
+    ["gru", "1min", "--resume", "models/nope"], ["gru", "1min", "--curriculum", "1"], ["gru", "1min", "--curriculum", "-0.1"],
 ])
 def test_bad_input_is_one_line_error(tmp_path, args):
     (tmp_path / "models").mkdir()
@@ -351,3 +351,31 @@ def test_bf16_lstm_trains_on_a_cpu_without_a_bf16_lstm_kernel(tmp_path):
     assert p.returncode == 0, p.stderr
     run, = [d for d in os.listdir(tmp_path / "models") if not d.startswith(".")]
     assert json.load(open(tmp_path / "models" / run / "config.json"))["train"]["precision"] == "bf16"
+
+
+def test_a_length_curriculum_draws_the_short_prompts_first():
+    """Each window of 32 batches comes from the prompts no longer than the cap then (at least a
+    batch's worth of the shortest); the cap grows linearly with the budget's share and the
+    curriculum ends at its share."""
+    import torch
+    prompt = torch.arange(1, 31).repeat(20)
+    caps = iter([1, 1, 10, None])
+    got = list(shortest_first(prompt, prompt + 2, 8, torch.Generator().manual_seed(0), True, lambda: next(caps)))
+    assert len(got) == 3 * 32 and all(len(b) == 8 for b in got)
+    assert set(prompt[torch.cat(got[:64])].tolist()) == {1}
+    third = prompt[torch.cat(got[64:])]
+    assert third.max() == 10 and len(set(third.tolist())) == 10
+    for b in got:  # bucketed: a batch holds similar lengths
+        assert prompt[b].max() - prompt[b].min() <= 3
+    assert [curriculum_cap(f, 0.5, 1, 31) for f in (0, 0.25, 0.499, 0.5, 0.9)] == [1, 16, 30, None, None]
+    assert curriculum_cap(0.1, 0.0, 1, 31) is None
+
+
+def test_curriculum_is_a_training_setting_of_the_run(tmp_path):
+    p, _ = run_cli("train.py", "gru", "40steps", *SMALL, "--set", "d_model=16", "--curriculum", "0.5", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    [name] = visible_runs(tmp_path)
+    cfg = json.load(open(tmp_path / "models" / name / "config.json"))
+    assert cfg["train"]["curriculum"] == 0.5
+    m = json.load(open(tmp_path / "models" / name / "metrics.json"))
+    assert m["steps"] == 40
