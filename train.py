@@ -408,13 +408,13 @@ def run_loop(s: Setup, cfg: TrainConfig, budget: Budget, console, on_eval, quiet
     loop = Loop(cfg, budget)
     gen, lengths = torch.Generator().manual_seed(cfg.seed), data.prompt_len + data.answer_len
     shortest, longest = int(data.prompt_len.min()), int(data.prompt_len.max())
-    cap = lambda: curriculum_cap(budget.frac(time.time() - t_start, loop.steps), cfg.curriculum, shortest, longest)  # noqa: E731
-    stream = itertools.chain(shortest_first(data.prompt_len, lengths, cfg.batch_size, gen, cfg.bucket, cap) if cfg.curriculum else (),
-                             batches(lengths, cfg.batch_size, gen, cfg.bucket))
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                         console=console, disable=quiet or not console.is_terminal)
     bar = progress.add_task(f"{cfg.arch} {cfg.data.task} {cfg.budget}", total=budget.amount, info="")
     t_start = time.time()
+    cap = lambda: curriculum_cap(budget.frac(time.time() - t_start, loop.steps), cfg.curriculum, shortest, longest)  # noqa: E731
+    stream = itertools.chain(shortest_first(data.prompt_len, lengths, cfg.batch_size, gen, cfg.bucket, cap) if cfg.curriculum else (),
+                             batches(lengths, cfg.batch_size, gen, cfg.bucket))
     try:
         with progress:
             while (frac := budget.frac(time.time() - t_start, loop.steps)) < 1:
