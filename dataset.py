@@ -37,7 +37,7 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from codec import Batch, Codec
-from files import TMP, clean_stale, tmp_dir
+from files import TMP, check_writable, clean_stale, tmp_dir
 from tasks import TASKS, DataError, Example, codec_of, make_task, options_of
 
 # ----------------------------------------------------------------------------- splits on disk
@@ -138,7 +138,7 @@ def prepare(spec: DataSpec, root="data") -> str:
     task = make_task(spec.task, spec.options)
     if spec.test_size < 1 or spec.val_size < 1 or spec.train_size < 1 or spec.ood_size < 1:
         raise DataError("every split needs at least one example")
-    os.makedirs(root, exist_ok=True)
+    check_writable(root, "--data-dir")
     tmp = tmp_dir(root)
     try:
         hashes = {split: _write_split(tmp, split, _draw(task, split, n, spec.seed)) for split, n in spec.sizes().items()}
@@ -192,7 +192,7 @@ def prepare_curve(spec: DataSpec, per_value: int = CURVE_SIZE, root="data") -> s
     clean_stale(root)
     if os.path.isdir(folder):
         return folder
-    os.makedirs(root, exist_ok=True)
+    check_writable(root, "--data-dir")
     tmp = tmp_dir(root)
     try:
         hashes = {f"at-{v}": _write_split(tmp, f"at-{v}", _draw(task, "test", per_value, spec.seed, at=v)) for v in values}

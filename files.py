@@ -7,6 +7,8 @@ import shutil
 import tempfile
 import time
 
+from cli import UserError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -24,6 +26,39 @@ def tmp_dir(parent) -> str:
     path = tempfile.mkdtemp(prefix=f"{TMP}{os.getpid()}-", dir=parent)
     os.chmod(path, 0o777 & ~UMASK)
     return path
+
+
+def check_writable(folder, flag: str | None = None) -> None:
+    """Make folder if it is missing and write (then remove) a hidden file in it, so that nothing
+    (a run, a study, a dataset, a result) is computed only to find that it cannot be kept.
+    UserError in one line naming the folder, why, who owns it, and the fix: flag (the option that
+    moves the folder, if there is one) or, in a container, how to mount it."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f"{TMP}{os.getpid()}-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"cannot write in {folder}/ ({e.strerror or e}{_ownership(folder)}); {_fix(flag)}") from None
+
+
+def _ownership(folder) -> str:
+    """`; /app/models: owner uid 0, mode 755; this process: uid 1000`, of the nearest path that exists."""
+    path = os.path.abspath(folder)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return f"; {path}: owner uid {st.st_uid}, mode {st.st_mode & 0o7777:o}; this process: uid {os.getuid()}"
+
+
+def _fix(flag: str | None) -> str:
+    other = f", or give a writable {flag}" if flag else ""
+    if os.environ.get("HARNESS_IMAGE"):  # set by the Dockerfile: a bind mount Docker made as root, say
+        return f'create the folder on the host before `docker run` and pass --user "$(id -u):$(id -g)"{other}'
+    return f"make it writable for uid {os.getuid()}{other}"
 
 
 def pid_alive(pid: int) -> bool:

@@ -50,7 +50,7 @@ from rich.table import Table
 import archs
 import dataset as D
 from cli import Parser, UserError, ask, fail
-from files import clean_stale, tmp_dir
+from files import check_writable, clean_stale, tmp_dir
 from runs import RunError
 from train import BUDGET_HELP, DEFAULT_WARMUP, TIME_HELP, Budget, TrainConfig, parse_budget, train
 
@@ -82,8 +82,8 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
     """The study database, with a generous SQLite busy timeout and, for workers, heartbeats."""
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
-        if os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.dirname(path) and not os.path.isdir(os.path.dirname(path)):
+            check_writable(os.path.dirname(path), "--storage")
         engine = {"connect_args": {"timeout": 60}}
     else:
         engine = {"pool_pre_ping": True}
@@ -307,6 +307,7 @@ def status_line(study, deadline) -> str:
 
 
 def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, grace=30):
+    check_writable(STUDIES_DIR)  # the trials' runs and the best one: before any trial trains
     storage = open_storage(url)
     study = load_study(storage, study_name)
     settings = study_settings(study)

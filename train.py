@@ -44,7 +44,7 @@ import layouts
 import lora
 from codec import Batch, Codec
 from cli import Parser, UserError, add_device_args, add_models_dir, ask, fail, pick_device
-from files import clean_stale
+from files import check_writable, clean_stale
 from runs import RunError, load_optimizer_state, load_run, machine, new_run_dir, read_json, save_run_or_rescue, versions
 from tasks import codec_of, make_task
 
@@ -383,6 +383,7 @@ class Setup:
 def set_up(cfg: TrainConfig, console, quiet) -> Setup:
     """Device and seed, the model (with LoRA adapters when asked), the data and the optimizer."""
     t0 = time.time()
+    check_writable(cfg.models_dir, "--models-dir")  # before any work: a run that cannot be saved is not started
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)

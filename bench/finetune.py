@@ -33,6 +33,7 @@ import infer
 from bench.common import RESULTS as RESULTS_DIR
 from bench.common import add_commit_arg, append_rows, git_commit
 from cli import UserError, fail
+from files import check_writable
 from runs import load_run
 from tasks import make_task
 from train import TrainConfig, parse_budget, train
@@ -111,6 +112,8 @@ def main(argv=None):
         for n in names:
             for b in ("parent_budget", "child_budget", "scratch_budget"):
                 parse_budget(getattr(PROTOCOLS[n], b))
+        for folder in (RESULTS_DIR, RUNS_DIR):  # before any run: what cannot be kept is not computed
+            check_writable(folder)
         rows = []
         for n in names:
             for arch in arch_list:

@@ -25,6 +25,8 @@ import pandas as pd
 
 from bench.common import RESULTS as RESULTS_DIR
 from bench.common import add_commit_arg, append_rows, git_commit
+from cli import UserError, fail
+from files import check_writable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where serve.py is
 RESULTS = os.path.join(RESULTS_DIR, "serve_load.csv")
@@ -87,7 +89,11 @@ def main(argv=None):
     a = p.parse_args(argv)
     import torch
     from runs import load_run
-    run = load_run(a.run)
+    try:
+        check_writable(RESULTS_DIR)  # before measuring: a row that cannot be kept is not computed
+        run = load_run(a.run)
+    except UserError as e:
+        fail(str(e))
     problems = [e.input for e in run.task.sample(torch.Generator().manual_seed(1), 200)]
     port = free_port()
     server = subprocess.Popen([sys.executable, os.path.join(ROOT, "serve.py"), a.run, "--port", str(port), "--device", "cpu"],

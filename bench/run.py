@@ -39,7 +39,8 @@ import dataset as D
 import evaluate
 from archs.common import POS_KINDS
 from bench.common import RESULTS, add_commit_arg, git_commit
-from cli import Parser, UserError, pick_device
+from cli import Parser, UserError, fail, pick_device
+from files import check_writable
 from runs import machine, versions
 from tasks import codec_of, make_task
 from train import Budget, TrainConfig, fill_train_settings, new_model_settings, train
@@ -632,6 +633,12 @@ def main(argv=None):
         presets = {k: replace(p, budget=a.budget) for k, p in presets.items()}
     if a.seeds:
         presets = {k: replace(p, seeds=[int(x) for x in a.seeds.split(",")]) for k, p in presets.items()}
+    try:  # before any run: results and runs that cannot be kept are not computed
+        check_writable(RESULTS)
+        if not a.report:
+            check_writable(RUNS_DIR)
+    except UserError as e:
+        fail(str(e))
     df = load_results()
     if a.report:
         report(df, presets, README)

@@ -27,6 +27,7 @@ import export
 from bench.common import RESULTS as RESULTS_DIR
 from bench.common import add_commit_arg, append_rows, git_commit
 from cli import UserError, fail
+from files import check_writable
 from onnxrun import DATA, FILES, RUNTIMES
 import dataset as D
 from runs import RunError, load_run, machine
@@ -90,6 +91,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     rows = []
     try:
+        check_writable(RESULTS_DIR)  # before measuring: rows that cannot be kept are not computed
         for path in a.runs:
             print(path.rstrip("/"))
             rows += measure(path.rstrip("/"), a.single)

@@ -88,13 +88,15 @@ def arith_run(tmp_path_factory):
 @pytest.fixture
 def small_disk(tmp_path):
     """small_disk(size) -> a folder on a tmpfs of that size (e.g. "200k"): writes past it fail with
-    ENOSPC, as on a full disk. Needs root to mount (CI runs as root)."""
+    ENOSPC, as on a full disk; small_disk(size, read_only=True): every write fails with EROFS,
+    even root's. Needs root to mount (CI runs as root)."""
     mounted = []
 
-    def mount(size):
+    def mount(size, read_only=False):
         path = tmp_path / f"disk{len(mounted)}"
         path.mkdir()
-        p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+        options = f"size={size}" + (",ro" if read_only else "")
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
         if p.returncode != 0:
             if os.environ.get("CI"):
                 pytest.fail(f"cannot mount a tmpfs for the full-disk test: {p.stderr.strip()}")

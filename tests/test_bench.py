@@ -124,6 +124,10 @@ def test_bench_bad_arguments(tmp_path):
         p = run_cli("bench", *args, cwd=tmp_path)[0] if i == 0 else run_main("bench.run", *args, cwd=tmp_path)
         assert_one_line_error(p)
     assert not (tmp_path / "bench").exists()
+    (tmp_path / "bench").write_text("")  # results that cannot be kept are not computed
+    p = run_main("bench.run", "--quick", "--archs", "gru", cwd=tmp_path)
+    assert_one_line_error(p)
+    assert "cannot write in bench/results/" in p.stderr, p.stderr
 
 
 def test_report_has_a_per_operation_table(tmp_path, monkeypatch):

@@ -185,6 +185,12 @@ def test_errors_are_one_line(tmp_path):
         assert_one_line_error(p)  # the first case through the script itself, the others in-process
     p = run_main("hyper.py", cwd=tmp_path)
     assert p.returncode != 0 and "usage:" in p.stderr
+    (tmp_path / "file").write_text("")  # folders that cannot be made: the storage's, and the studies' runs
+    for args in (["--storage", f"sqlite:///{tmp_path}/file/studies.db"], ["--storage", f"sqlite:///{tmp_path}/b.db"]):
+        (tmp_path / "optuna_studies").write_text("")
+        p = run_main("hyper.py", "--arch", "gru", "--time", "2days", *args, cwd=tmp_path)
+        assert_one_line_error(p)
+        assert "cannot write in" in p.stderr and ("Not a directory" in p.stderr or "File exists" in p.stderr), p.stderr
     db = tmp_path / "old.db"
     optuna.create_study(storage=f"sqlite:///{db}", study_name="x")
     with sqlite3.connect(db) as c:

@@ -201,6 +201,17 @@ def test_full_disk_keeps_the_trained_model(tmp_path, small_disk):
     assert rescued.config["arch"] == "gru" and rescued.metrics["steps"] > 0
 
 
+@pytest.mark.parametrize("flag", ["--models-dir", "--data-dir"])
+def test_a_folder_that_cannot_be_written_stops_the_run_before_it_trains(tmp_path, small_disk, flag):
+    """A read-only --models-dir or --data-dir: one line naming the folder, the reason and the flag,
+    before anything is made or trained (a 2-day budget: had it started, it would not end)."""
+    read_only = small_disk("1m", read_only=True)
+    p, _ = run_cli("train.py", "gru", "2days", *SMALL, flag, str(read_only / "x"), cwd=tmp_path, timeout=60)
+    assert_one_line_error(p)
+    assert f"cannot write in {read_only}/x/ (Read-only file system" in p.stderr and flag in p.stderr, p.stderr
+    assert "step" not in p.stdout and visible_runs(tmp_path) == []
+
+
 def test_the_budget_is_spent_training(tmp_path):
     """The data is made before the clock starts (here from nothing) and validation keeps to a small
     share: a 4s budget trains for nearly all of its 4 seconds (it made 0-2 steps before)."""
