@@ -42,7 +42,11 @@ class OnnxError(Exception):
 
 
 def session(path: str, threads: int | None = None):
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:  # the image's serve target leaves it out
+        raise OnnxError("the onnx runtimes need the onnxruntime package, which this installation lacks "
+                        "(pip install -r requirements.txt, or the image's default target)") from None
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     # One thread and no spinning: these graphs are too small for onnxruntime's threads to pay, and
