@@ -1,6 +1,6 @@
 """The command line every script shares: one-line errors, Ctrl-C while imports load, the run a
 script works on (a folder, --latest or a choice at the terminal, under --models-dir), the device
-and CPU threads, and asking at the terminal until an answer is valid.
+and CPU threads (devices.choose), the console, and asking at the terminal until an answer is valid.
 
 It imports nothing heavy at the top, so a script imports it first:
 
@@ -10,15 +10,17 @@ It imports nothing heavy at the top, so a script imports it first:
     ...
     def main(argv=None):
         cli.catch_ctrl_c()      # from here Ctrl-C is a KeyboardInterrupt the script handles
+        try:
+            ...
+        except UserError as e:  # errors.py: the errors a user can cause; anything else is a bug
+            cli.fail(str(e))
 """
 import argparse
 import os
 import signal
 import sys
 
-
-class UserError(Exception):
-    """An error the user can fix (a bad option, a missing or damaged folder): printed as one line."""
+from errors import SettingsError, UserError
 
 
 def quiet_ctrl_c():
@@ -64,45 +66,32 @@ def add_device_args(p: argparse.ArgumentParser):
 
 def use_device(a):
     """The device --device names, with torch's CPU threads set to --threads when given."""
-    import torch
-    if a.threads is not None:
-        if a.threads < 1:
-            raise UserError(f"--threads must be at least 1, got {a.threads}")
-        torch.set_num_threads(a.threads)
-    return pick_device(a.device)
-
-
-def pick_device(name: str = "auto"):
-    """The device a script runs on: `auto` is the GPU when there is one, else the CPU."""
-    import torch
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use --device cpu or auto")
-    return device
+    import devices
+    return devices.choose(a.device, a.threads)
 
 
 # ----------------------------------------------------------------------------- the terminal
 
-def ask(question: str, parse, console=None):
-    """Ask at the terminal until parse(answer) returns a value instead of raising ValueError (its
+def console(stderr: bool = False):
+    """The console scripts print with: no highlighting, and lines never wrapped when the output is
+    not a terminal (a log keeps a suggested command on one line); tables fit the width as ever."""
+    from rich.console import Console
+    return Console(highlight=False, stderr=stderr, soft_wrap=not (sys.stderr if stderr else sys.stdout).isatty())
+
+
+def ask(question: str, parse, out=None):
+    """Ask at the terminal until parse(answer) returns a value instead of raising UserError (its
     message is shown, then the question again); no answer (end of input) is a one-line error."""
-    if console is None:
-        from rich.console import Console
-        console = Console(highlight=False)
+    out = out or console()
     while True:
         try:
-            answer = console.input(question).strip()
+            answer = out.input(question).strip()
         except EOFError:
             fail("no answer given")
         try:
             return parse(answer)
-        except ValueError as e:
-            console.print(f"[red]{e}[/red] Try again.")
+        except UserError as e:
+            out.print(f"[red]{e}[/red] Try again.")
 
 
 def pick_run(path, latest: bool, root, verb: str) -> str:
@@ -118,7 +107,6 @@ def pick_run(path, latest: bool, root, verb: str) -> str:
         return runs[0]["run"]
     if not sys.stdin.isatty():
         raise UserError("give a run folder or --latest (no terminal to ask on)")
-    from rich.console import Console
     from rich.table import Table
     t = Table(title="Available runs (latest first)")
     for c in ("#", "run", "arch", "task", "budget", "test EM"):
@@ -126,15 +114,15 @@ def pick_run(path, latest: bool, root, verb: str) -> str:
     for i, r in enumerate(runs, 1):
         em = f"{r['test_em']:.2%}" if isinstance(r["test_em"], (int, float)) else "-"
         t.add_row(str(i), os.path.basename(r["run"]), str(r["arch"]), str(r["task"]), str(r["budget"]), em)
-    console = Console(highlight=False)
-    console.print(t)
-    return runs[ask(f"Enter the number of the run to {verb} (1-{len(runs)}): ", number_in(1, len(runs)), console) - 1]["run"]
+    out = console()
+    out.print(t)
+    return runs[ask(f"Enter the number of the run to {verb} (1-{len(runs)}): ", number_in(1, len(runs)), out) - 1]["run"]
 
 
 def number_in(lo: int, hi: int):
     """A parse for ask: a whole number from lo to hi."""
     def parse(text):
         if not text.isdigit() or not lo <= int(text) <= hi:
-            raise ValueError(f"'{text}' is not a number between {lo} and {hi}.")
+            raise SettingsError(f"'{text}' is not a number between {lo} and {hi}.")
         return int(text)
     return parse

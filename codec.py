@@ -22,11 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from errors import UserError
+
 SPECIALS = ("<pad>", "<bos>", "<sep>", "<eos>", "<mask>")
 PAD, BOS, SEP, EOS, MASK = range(len(SPECIALS))
 
 
-class UnknownSymbols(ValueError):
+class UnknownSymbols(UserError):
     """Text with characters the codec cannot represent; says which, and what is allowed."""
 
     def __init__(self, text: str, bad: list[str], allowed: list[str]):

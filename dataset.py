@@ -31,14 +31,16 @@ import shutil
 import typing
 import zlib
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from codec import Batch, Codec
+from codec import Batch, Codec, UnknownSymbols
+from errors import DataError, UserError
 from files import TMP, check_writable, clean_stale, tmp_dir
-from tasks import TASKS, DataError, Example, codec_of, make_task, options_of
+from tasks import TASKS, Example, codec_of, make_task, options_of
 
 # ----------------------------------------------------------------------------- splits on disk
 
@@ -87,7 +89,8 @@ def _draw(task, split: str, n: int, seed: int, at: int | None = None) -> list[Ex
 
 @dataclass
 class DataSpec:
-    """Everything that fixes a data folder: the task, its options, the sizes and the data seed."""
+    """Everything that fixes a data folder: the task, its options, the sizes and the data seed.
+    A run carries its spec (runs.Run.spec); the task it names is made once (task_instance)."""
     task: str = "bracket"
     options: dict | None = None
     train_size: int = DEFAULT_SIZES["train"]
@@ -96,19 +99,24 @@ class DataSpec:
     ood_size: int = DEFAULT_SIZES["ood"]
     seed: int = 0
 
+    @cached_property
+    def task_instance(self):
+        """The Task these options make (DataError for options it refuses); made once."""
+        return make_task(self.task, self.options)
+
     def sizes(self) -> dict:
         return {"train": self.train_size, "val": self.val_size, "test": self.test_size, "ood": self.ood_size}
 
     def full_options(self) -> dict:
-        return asdict(make_task(self.task, self.options).cfg)
+        return asdict(self.task_instance.cfg)
 
     def codec(self) -> Codec:
-        return codec_of(make_task(self.task, self.options))
+        return codec_of(self.task_instance)
 
     def folder(self, root="data") -> str:
-        task = make_task(self.task, self.options)
         key = json.dumps({"task": self.task, "options": self.full_options(), "sizes": self.sizes(), "seed": self.seed,
-                          "codec": self.codec().tokens, "labels": labels_fingerprint(task)}, sort_keys=True, ensure_ascii=False)
+                          "codec": self.codec().tokens, "labels": labels_fingerprint(self.task_instance)},
+                         sort_keys=True, ensure_ascii=False)
         return os.path.join(root, f"{self.task}-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
 
 
@@ -135,7 +143,7 @@ def prepare(spec: DataSpec, root="data") -> str:
     clean_stale(root)  # what killed processes left half-made
     if os.path.isdir(folder):
         return folder
-    task = make_task(spec.task, spec.options)
+    task = spec.task_instance
     if spec.test_size < 1 or spec.val_size < 1 or spec.train_size < 1 or spec.ood_size < 1:
         raise DataError("every split needs at least one example")
     check_writable(root, "--data-dir")
@@ -181,7 +189,7 @@ def prepare_curve(spec: DataSpec, per_value: int = CURVE_SIZE, root="data") -> s
     4 x the training maximum), up to per_value distinct problems with exactly that value, from the
     test share of the hash split (so none is a training input), each value a file `at-<v>.jsonl`
     verified by sha256 like a split. Made once per task, options, size and data seed, atomically."""
-    task = make_task(spec.task, spec.options)
+    task = spec.task_instance
     values = task.axis().values()
     probe = json.dumps([asdict(e) for v in (1, values[-1]) for e in task.sample_at(torch.Generator().manual_seed(0), 8, v)],
                        sort_keys=True, ensure_ascii=False)
@@ -244,7 +252,7 @@ def load_split(folder: str, split: str) -> list[Example]:
                     if not (isinstance(ex.input, str) and isinstance(ex.target, str) and isinstance(ex.meta, dict)):
                         raise TypeError("input and target must be strings, meta an object")
                     codec.encode(ex.input), codec.encode(ex.target)
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnknownSymbols) as e:
                     reason = f"missing field {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
                     raise DataError(f"{path}:{lineno}: bad line ({reason}); delete {folder} to regenerate it") from None
                 out.append(ex)
@@ -275,7 +283,7 @@ def load_batch(folder: str, split: str, codec: Codec) -> Batch:
             pass
     try:
         b = codec.batch(load_split(folder, split))  # checks every line and the sha256
-    except ValueError as e:  # the run's codec lacks a symbol of this data
+    except UnknownSymbols as e:  # the run's codec lacks a symbol of this data
         raise DataError(f"{folder}/{split}.jsonl: {e}") from None
     try:
         tmp = os.path.join(folder, f"{TMP}{os.getpid()}-{split}.tokens.safetensors")
@@ -309,11 +317,11 @@ def _flag_type(f):
     return next((t for t in typing.get_args(f.type) if t is not type(None)), f.type)
 
 
-def add_data_args(p: argparse.ArgumentParser):
+def add_data_args(p: argparse.ArgumentParser, task_default: str | None = "bracket"):
     """The data flags: --task, one flag per task option (tasks/*.py Config), the split sizes, the
     data seed and folder. A task option's flag defaults to None: not given, so the task's default."""
     g = p.add_argument_group("data")
-    g.add_argument("--task", default="bracket", help=f"{' | '.join(TASKS)} (default bracket)")
+    g.add_argument("--task", default=task_default, help=f"{' | '.join(TASKS)}" + (f" (default {task_default})" if task_default else ""))
     for dest, decls in task_flags().items():
         f = decls[0][1]
         help = "; ".join(f"{t}: {f.metadata['help']}" + ("" if f.default in (None, False) else f" (default {f.default!r})")
@@ -340,7 +348,7 @@ def spec_from_args(a) -> DataSpec:
     if other := sorted(set(given) - _option_names(a.task)):
         raise DataError(f"option --{other[0].replace('_', '-')} does not apply to task {a.task}")
     spec = DataSpec(a.task, given, a.train_size, a.val_size, a.test_size, a.ood_size, a.data_seed)
-    make_task(spec.task, spec.options)  # validate now
+    spec.task_instance  # noqa: B018 -- options the task refuses fail now, in one line
     return spec
 
 
@@ -362,7 +370,7 @@ def check_kept(a, parser, spec: DataSpec, what: str, keeps: str):
     names = _option_names(spec.task)
     if other := sorted(given & set(task_flags()) - names):
         raise DataError(f"option --{other[0].replace('_', '-')} does not apply to the task of {what} ({spec.task})")
-    made = make_task(spec.task, spec.options).cfg
+    made = spec.task_instance.cfg
     for k in sorted(given & names):
         if getattr(make_task(spec.task, {**(spec.options or {}), k: getattr(a, k)}).cfg, k) != getattr(made, k):
             refuse(k, getattr(made, k), getattr(a, k))
@@ -396,9 +404,8 @@ def main(argv=None):
         spec = spec_from_args(a)
         folder = prepare(spec, a.data_dir)
         summary(folder)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except UserError as e:
+        cli.fail(str(e))
     return 0
 
 

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import time
 
-from cli import UserError
+from errors import UserError
 
 
 def _umask() -> int:

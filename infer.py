@@ -1,6 +1,11 @@
 """Greedy answers of a model to problems in a task's form: the inference primitive behind
-training's validation, evaluate.py, predict.py, serve.py and export.py's parity check."""
+training's validation, scoring, predict.py, serve.py and the export's parity check; and ask(),
+the answers to what people type, as predict.py and serve.py show them."""
+import torch
+
 import layouts
+from codec import UnknownSymbols
+from errors import BadInput
 
 
 def answers(model, codec, inputs: list[str], max_new: int, device="cpu", batch_size=500) -> tuple[list[str], list[float]]:
@@ -39,3 +44,27 @@ def correct(task, output: str, target: str) -> bool:
 def exact_match(model, codec, examples, task, device="cpu") -> float:
     preds = predict(model, codec, examples, task, device)
     return sum(correct(task, p, e.target) for p, e in zip(preds, examples)) / len(examples)
+
+
+def ask(run, texts: list[str], device="cpu") -> list[dict]:
+    """Answers of a run (runs.Run) to typed problems, in order. Each is {"input", "problem" (the
+    task's form), "output" (as the model wrote it), "answer" (as people read it), "probability",
+    "warnings", and any of the task's `extras` (arith: "latex", and "work" for a scratch pad)} or,
+    for one the run cannot take, {"input", "error"}."""
+    out, todo = [], []
+    for text in texts:
+        problem = run.task.normalize(text)
+        try:
+            run.codec.encode(problem)
+            warnings = run.task.check(problem)
+        except (UnknownSymbols, BadInput) as e:
+            out.append({"input": text, "error": str(e)})
+            continue
+        todo.append(len(out))
+        out.append({"input": text, "problem": problem, "warnings": warnings})
+    if todo:
+        with torch.inference_mode():
+            outputs, probs = answers(run.model, run.codec, [out[i]["problem"] for i in todo], max_new_tokens(run.task), device)
+        for i, output, p in zip(todo, outputs, probs):
+            out[i].update({"output": output, **run.task.present(out[i]["problem"], output), "probability": p})
+    return out

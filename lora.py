@@ -8,18 +8,20 @@ convolutions but not the fused weights of nn.GRU / nn.LSTM. A parametrization wo
 tensor, so the recurrent cells' weight_ih_l* and weight_hh_l* (all gates stacked in one matrix)
 get one adapter each, like any linear map.
 
-Targets are matched by parameter name: `attn` (attention projections), `mlp`, `rnn` (recurrent
-weights), `head`, `emb`, or `all` of them. The default adapts what transforms the hidden state
-(attention, MLP and recurrent weights), not the embeddings, which the attention models tie to
-their output head. At save, merge() folds each B A into its W, so the saved run is plain weights
+Targets are what an architecture's LORA_TARGETS names (archs/): `attn` (attention projections),
+`mlp`, `rnn` (recurrent weights), `head`, `emb`, or `all` of them, each a set of parameter-name
+prefixes. The default adapts what transforms the hidden state (attention, MLP and recurrent
+weights), not the embeddings, which the attention models tie to their output head. At save, merge() folds each B A into its W, so the saved run is plain weights
 that every tool loads unchanged; the adapters are kept beside them (adapters.safetensors).
 """
 import torch
 import torch.nn as nn
 from torch.nn.utils import parametrize
 
-TARGETS = {"attn": ("attn.", "xattn."), "mlp": ("mlp.",), "rnn": ("rnn.",), "head": ("head.",), "emb": ("emb.",)}
-DEFAULT_TARGETS = ("attn", "mlp", "rnn")
+import archs
+from errors import SettingsError
+
+TARGETS = tuple(dict.fromkeys(t for mod in archs.ARCHS.values() for t in mod.LORA_TARGETS))  # every architecture's
 
 
 class LowRank(nn.Module):
@@ -37,25 +39,30 @@ class LowRank(nn.Module):
 
 
 def parse_targets(text: str) -> tuple[str, ...]:
+    """`attn,mlp` -> ("attn", "mlp"); `all` -> every target; SettingsError for a name no architecture has."""
     names = tuple(t.strip() for t in text.split(",") if t.strip())
-    names = tuple(TARGETS) if names == ("all",) else names
+    names = TARGETS if names == ("all",) else names
     bad = [t for t in names if t not in TARGETS]
     if bad or not names:
-        raise ValueError(f"unknown LoRA target {bad[0] if bad else text!r}; choose from {', '.join(TARGETS)} or all")
+        raise SettingsError(f"unknown LoRA target {bad[0] if bad else text!r}; choose from {', '.join(TARGETS)} or all")
     return names
 
 
-def add(model: nn.Module, r: int, alpha: float, targets=DEFAULT_TARGETS) -> list[str]:
-    """Freeze every weight of model and put an adapter on each matrix whose name matches targets;
-    returns the adapted parameter names (ValueError if none matches)."""
-    prefixes = tuple(p for t in targets for p in TARGETS[t])
+def add(model: nn.Module, arch: str, r: int, alpha: float, targets: str) -> list[str]:
+    """Freeze every weight of model (of architecture arch) and put an adapter on each matrix its
+    LORA_TARGETS name for targets (those it does not name: none); returns the adapted parameter
+    names (SettingsError if none)."""
+    own = archs.ARCHS[arch].LORA_TARGETS
+    targets = parse_targets(targets)
+    prefixes = tuple(p for t in targets for p in own.get(t, ()))
     chosen = []
     for name, p in list(model.named_parameters()):
         module_name, _, attr = name.rpartition(".")
         if p.dim() == 2 and any(name.startswith(x) or f".{x}" in f".{name}" for x in prefixes):
             chosen.append((module_name, attr, p))
     if not chosen:
-        raise ValueError(f"no weight matrix of this model matches the LoRA targets {', '.join(targets)}")
+        raise SettingsError(f"no weight matrix of {arch} is a LoRA target {', '.join(targets)} "
+                            f"(it has: {', '.join(own)})")
     for p in model.parameters():
         p.requires_grad_(False)
     for module_name, attr, p in chosen:

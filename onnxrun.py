@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from codec import PAD
+from errors import OnnxError
 
 RUNTIMES = ("torch", "onnx", "int8")
 FILES = {"onnx": ("model.onnx", "step.onnx"), "int8": ("model.int8.onnx", "step.int8.onnx")}
@@ -35,10 +36,6 @@ def add_runtime_argument(parser):
     """The --runtime switch of evaluate.py, predict.py and serve.py."""
     parser.add_argument("--runtime", default="torch", choices=RUNTIMES,
                         help="torch, or the run's export run by onnxruntime: onnx, int8 (python export.py first)")
-
-
-class OnnxError(Exception):
-    """An export that is missing or unreadable; one line."""
 
 
 def session(path: str, threads: int | None = None):

@@ -10,8 +10,8 @@ What you type is read the way the run's task reads it (tasks/): spaces and a tra
 `×` `÷` `−` and full-width characters become `*` `/` `-`, a negative second operand is
 parenthesised whether you typed the parentheses or not. The run answers with the codec it was
 trained with, greedily, as evaluate.py scores it. Each answer comes with its probability (the
-product of the probabilities of its tokens, <eos> included) and, for arithmetic, the equation in
-LaTeX. A problem the run was not trained on (longer, deeper, more digits, another operation) is
+product of the probabilities of its tokens, <eos> included) and what its task shows beside an
+answer (arithmetic: the equation in LaTeX). A problem the run was not trained on (longer, deeper, more digits, another operation) is
 answered with a warning; one the codec or the task cannot take gets a one-line reason instead
 (exit code 2 when problems come as arguments or on standard input; the prompt goes on).
 """
@@ -29,56 +29,31 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-import infer
-from codec import UnknownSymbols
+from cli import Parser, add_device_args, add_run_args, fail, pick_run, use_device
+from errors import UserError
+from infer import ask
 from onnxrun import add_runtime_argument
-from cli import Parser, UserError, add_device_args, add_run_args, fail, pick_run, use_device
 from runs import load_run
-from tasks import BadInput
 
 console = Console(highlight=False, soft_wrap=True)
 
 
-def ask(run, texts: list[str], device="cpu") -> list[dict]:
-    """Answers to typed problems, in order. Each is {"input", "problem" (the task's form),
-    "output" (as the model wrote it), "answer" (as people read it), "probability", "warnings",
-    and "latex" for arithmetic, "work" for a scratch pad} or, for one the run cannot take, {"input", "error"}."""
-    out, todo = [], []
-    for text in texts:
-        problem = run.task.normalize(text)
-        try:
-            run.codec.encode(problem)
-            warnings = run.task.check(problem)
-        except (UnknownSymbols, BadInput) as e:
-            out.append({"input": text, "error": str(e)})
-            continue
-        todo.append(len(out))
-        out.append({"input": text, "problem": problem, "warnings": warnings})
-    if todo:
-        with torch.inference_mode():
-            outputs, probs = infer.answers(run.model, run.codec, [out[i]["problem"] for i in todo],
-                                              infer.max_new_tokens(run.task), device)
-        for i, output, p in zip(todo, outputs, probs):
-            out[i].update({"output": output, **run.task.present(out[i]["problem"], output), "probability": p})
-    return out
-
-
-def show(result: dict):
-    """One answer for people: `12*3 → 36  (its probability)`, the LaTeX form, then any warnings."""
+def show(result: dict, extras: dict):
+    """One answer for people: `12*3 → 36  (its probability)`, each of the task's extras the answer
+    has (extras: key -> label, e.g. LaTeX), then any warnings."""
     if "error" in result:
         console.print(f"[red]error: {escape(result['error'])}[/red]")
         return
     answer = result["answer"] if result["answer"] else "(nothing)"
     console.print(f"{escape(result['problem'])} → [bold]{escape(answer)}[/bold]  ({result['probability']:.2%})")
-    if "work" in result:
-        console.print(f"  partial products: {escape(result['work'])}")
-    if "latex" in result:
-        console.print(f"  LaTeX: {escape(result['latex'])}")
+    for key, label in extras.items():
+        if result.get(key) is not None:
+            console.print(f"  {escape(label)}: {escape(str(result[key]))}")
     for w in result["warnings"]:
         console.print(f"  [yellow]warning: {escape(w)}[/yellow]")
 
 
-def emit(results, as_json: bool, one_per_line: bool) -> int:
+def emit(results, extras: dict, as_json: bool, one_per_line: bool) -> int:
     """Print results; the number of problems that could not be answered."""
     bad = 0
     for r in results:
@@ -90,7 +65,7 @@ def emit(results, as_json: bool, one_per_line: bool) -> int:
             for w in ([r["error"]] if "error" in r else r["warnings"]):
                 print(f"{'error' if 'error' in r else 'warning'}: {r['input']!r}: {w}", file=sys.stderr)
         else:
-            show(r)
+            show(r, extras)
     return bad
 
 
@@ -113,7 +88,7 @@ def prompt_loop(run, device):
             return 0
         if not text.strip():
             return 0
-        show(ask(run, [text], device)[0])
+        show(ask(run, [text], device)[0], run.task.extras)
 
 
 VALUED = ("--models-dir", "--device", "--threads", "--runtime")  # the options that take a value
@@ -153,10 +128,10 @@ def main(argv=None):
         path = pick_run(a.run, a.latest, a.models_dir, "ask")
         run = load_run(path, device, a.runtime)
         if a.problems:
-            return 2 if emit(ask(run, a.problems, device), a.json, one_per_line=False) else 0
+            return 2 if emit(ask(run, a.problems, device), run.task.extras, a.json, one_per_line=False) else 0
         if not sys.stdin.isatty():
             lines = sys.stdin.read().splitlines()
-            return 2 if emit(ask(run, lines, device), a.json, one_per_line=True) else 0
+            return 2 if emit(ask(run, lines, device), run.task.extras, a.json, one_per_line=True) else 0
         return prompt_loop(run, device)
     except UserError as e:
         fail(str(e))

@@ -25,14 +25,10 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 import archs
-from cli import UserError
+import dataset as D
 from codec import Codec
+from errors import DataError, OnnxError, RunError, UnknownArch, UserError
 from files import tmp_dir, write_json
-from tasks import DataError, make_task
-
-
-class RunError(UserError):
-    """A problem with a run folder the user can fix; printed as one line."""
 
 
 def versions() -> dict:
@@ -175,13 +171,25 @@ def read_json(path) -> dict:
 @dataclass
 class Run:
     """A saved run, loaded: the model (eval mode, on its device), the codec it was trained with,
-    its task (with the options it was trained on), config.json and metrics.json."""
+    its data spec and task (with the options it was trained on), config.json and metrics.json."""
     path: str
     model: torch.nn.Module
     codec: Codec
-    task: object
+    spec: D.DataSpec
     config: dict
     metrics: dict
+
+    @property
+    def task(self):
+        return self.spec.task_instance
+
+    @property
+    def data_dir(self) -> str:
+        return self.config.get("data_dir", "data")
+
+    def split(self, name: str, spec: D.DataSpec | None = None) -> list:
+        """The examples of one split of the run's data (made if missing), or of spec's (another OOD range)."""
+        return D.load_split(D.prepare(spec or self.spec, self.data_dir), name)
 
 
 def load_run(path, device="cpu", runtime="torch") -> Run:
@@ -198,14 +206,15 @@ def load_run(path, device="cpu", runtime="torch") -> Run:
         raise RunError(f"{where} is corrupt (arch is {config.get('arch')!r}, not a name)")
     try:
         arch = archs.resolve(config["arch"])
-    except archs.UnknownArch:
+    except UnknownArch:
         raise RunError(f"{where} names architecture {config['arch']!r}, which this version does not have "
                        f"({', '.join(archs.ARCHS)})") from None
     data = config.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("task"), str):
         raise RunError(f"{where} is corrupt (no data.task)")
     try:
-        task = make_task(data["task"], data.get("options"))
+        spec = D.DataSpec(**data)
+        spec.task_instance  # noqa: B018 -- a task or options this version lacks: one line now
     except (DataError, TypeError) as e:
         raise RunError(f"{where}: {e}") from None
     try:
@@ -219,7 +228,7 @@ def load_run(path, device="cpu", runtime="torch") -> Run:
         raise RunError(f"{where} is corrupt (model vocab_size {settings.get('vocab_size')} but {len(codec)} codec tokens)")
     try:
         model, _ = archs.build(arch, {**settings, "vocab_size": len(codec)})
-    except (TypeError, ValueError, AssertionError) as e:
+    except UserError as e:
         raise RunError(f"{where} is corrupt ({str(e).splitlines()[0]})") from None
     weights = os.path.join(path, "model.safetensors")
     if not os.path.isfile(weights):
@@ -231,10 +240,10 @@ def load_run(path, device="cpu", runtime="torch") -> Run:
             raise RunError(f"unknown runtime {runtime!r}; expected {', '.join(onnxrun.RUNTIMES)}")
         try:
             model = onnxrun.load(path, runtime, model.layout, vars(model.cfg))
-        except onnxrun.OnnxError as e:
+        except OnnxError as e:
             raise RunError(str(e)) from None
-        return Run(path, model, codec, task, config, metrics)
-    return Run(path, model.to(device).eval(), codec, task, config, metrics)
+        return Run(path, model, codec, spec, config, metrics)
+    return Run(path, model.to(device).eval(), codec, spec, config, metrics)
 
 
 def load_optimizer_state(path):

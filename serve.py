@@ -5,13 +5,15 @@
 
     POST /predict  {"inputs": ["12*3", "7/2"]}
                 -> {"outputs": ["36", "3.5"], "probabilities": [0.998, 0.97], "warnings": [[], []],
-                    "latex": ["12 \\\\times 3 = 36", "\\\\frac{7}{2} = 3.5"]}     (latex: arithmetic only)
-                a run trained with --format scratch adds "work": its partial products, e.g. "47 + 940" for 47*21
+                    "latex": ["12 \\\\times 3 = 36", "\\\\frac{7}{2} = 3.5"]}
+                and one list per extra of the run's task (tasks/: arith's latex, and for a run trained
+                with --format scratch its partial products, "work": "47 + 940" for 47*21), null
+                for an answer without it
     GET /health    {"status": "ok"}
     GET /model     architecture, task and options, training budget, test exact match, parameters
     GET /          a page to type a problem and see the answer and its probability
 
-Inputs are read and answered exactly as predict.py does (predict.ask: the task's normalisation,
+Inputs are read and answered exactly as predict.py does (infer.ask: the task's normalisation,
 the run's codec, greedy decoding). A bad request gets a 4xx status and {"error": "<one line>"},
 never a 500: malformed JSON (400), a body too large (413), a missing or non-list `inputs`, a
 non-string, more than --max-inputs inputs, an input longer than --max-input-len, symbols the codec
@@ -42,15 +44,16 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, ValidationError
 from starlette.exceptions import HTTPException
 
-import predict
+from cli import Parser, add_device_args, add_run_args, fail, pick_run, use_device
+from errors import SettingsError, UserError
+import infer
 from onnxrun import add_runtime_argument
-from cli import Parser, UserError, add_device_args, add_run_args, fail, pick_run, use_device
-from runs import RunError, load_run
+from runs import load_run
 
 
 class Batcher:
     """Answers the problems of concurrent requests together: whenever the model is free it takes
-    everything queued (up to max_batch problems) and answers it in one predict.ask call."""
+    everything queued (up to max_batch problems) and answers it in one infer.ask call."""
 
     def __init__(self, run, device, max_batch: int):
         self.run, self.device, self.max_batch = run, device, max_batch
@@ -68,7 +71,7 @@ class Batcher:
                 jobs.append(self.queue.get_nowait())
             texts = [t for ts, _ in jobs for t in ts]
             try:
-                results = await asyncio.to_thread(predict.ask, self.run, texts, self.device)
+                results = await asyncio.to_thread(infer.ask, self.run, texts, self.device)
             except Exception as e:  # not expected; never leave a request waiting
                 for _, future in jobs:
                     future.set_exception(e)
@@ -130,10 +133,9 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
             return error(422, f"inputs.{bad}: {results[bad]['error']}")
         out = {"outputs": [r["answer"] for r in results], "probabilities": [r["probability"] for r in results],
                "warnings": [r["warnings"] for r in results]}
-        if all("latex" in r for r in results):
-            out["latex"] = [r["latex"] for r in results]
-        if any("work" in r for r in results):  # a scratch pad's partial products (null for an answer without one)
-            out["work"] = [r.get("work") for r in results]
+        for key in run.task.extras:  # null for an answer without it (a sum has no partial products)
+            if any(key in r for r in results):
+                out[key] = [r.get(key) for r in results]
         return out
 
     @app.get("/health")
@@ -146,13 +148,14 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
         return {"run": run.path, "arch": c["arch"], "task": run.task.name, "options": run.task.cfg.__dict__,
                 "budget": c.get("train", {}).get("budget"), "test_exact_match": m.get("test_em"),
                 "steps": m.get("steps"), "parameters": m.get("params"), "runtime": runtime, "symbols": run.codec.symbols,
-                "max_inputs": max_inputs, "max_input_len": max_len}
+                "max_inputs": max_inputs, "max_input_len": max_len, "extras": run.task.extras}
 
     @app.get("/", response_class=HTMLResponse)
     async def page():
         example = run.task.sample(torch.Generator().manual_seed(0), 1)[0].input
         title = f"{run.config['arch']} on {run.task.name}: {os.path.basename(run.path)}"
-        return PAGE.replace("{{title}}", html.escape(title)).replace("{{example}}", html.escape(example))
+        extras = json.dumps(run.task.extras).replace("<", "\\u003c")  # inside <script>: no tag can close it
+        return PAGE.replace("{{title}}", html.escape(title)).replace("{{example}}", html.escape(example)).replace("{{extras}}", extras)
 
     return app
 
@@ -170,12 +173,13 @@ PAGE = """<!doctype html>
 <form id="form"><input id="problem" placeholder="{{example}}" autofocus autocomplete="off">
 <button id="ask" type="submit">Answer</button></form>
 <p><span id="answer"></span> <span id="probability"></span></p>
-<p id="work"></p><p id="latex"></p><ul id="warnings" class="warn"></ul><p id="error"></p>
+<div id="extras"></div><ul id="warnings" class="warn"></ul><p id="error"></p>
 <script>
 const $ = (id) => document.getElementById(id);
+const EXTRAS = {{extras}};  // what the task shows beside an answer: key -> label
 $("form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  for (const id of ["answer", "probability", "work", "latex", "warnings", "error"]) $(id).textContent = "";
+  for (const id of ["answer", "probability", "extras", "warnings", "error"]) $(id).textContent = "";
   const problem = $("problem").value || $("problem").placeholder;
   try {
     const response = await fetch("/predict", {method: "POST", headers: {"Content-Type": "application/json"},
@@ -184,8 +188,11 @@ $("form").addEventListener("submit", async (event) => {
     if (!response.ok) { $("error").textContent = body.error; return; }
     $("answer").textContent = body.outputs[0] === "" ? "(nothing)" : body.outputs[0];
     $("probability").textContent = "(" + (100 * body.probabilities[0]).toFixed(2) + "%)";
-    if (body.work && body.work[0]) $("work").textContent = "partial products: " + body.work[0];
-    if (body.latex) $("latex").textContent = body.latex[0];
+    for (const [key, label] of Object.entries(EXTRAS)) {
+      if (body[key] && body[key][0] !== null) {
+        const p = document.createElement("p"); p.id = key; p.textContent = label + ": " + body[key][0]; $("extras").append(p);
+      }
+    }
     for (const w of body.warnings[0]) { const li = document.createElement("li"); li.textContent = w; $("warnings").append(li); }
   } catch (e) { $("error").textContent = "no answer from the server: " + e; }
 });
@@ -219,13 +226,13 @@ def main(argv=None):
     a = p.parse_args(argv)
     try:
         if not 0 < a.port < 65536:
-            raise RunError(f"port {a.port} is not between 1 and 65535")
+            raise SettingsError(f"port {a.port} is not between 1 and 65535")
         if a.max_inputs < 1 or (a.max_input_len is not None and a.max_input_len < 1):
-            raise RunError("--max-inputs and --max-input-len must be at least 1")
+            raise SettingsError("--max-inputs and --max-input-len must be at least 1")
         device = use_device(a)
         run = load_run(pick_run(a.run, a.latest, a.models_dir, "serve"), device, a.runtime)
         if (reason := port_free(a.host, a.port)) is not None:
-            raise RunError(f"cannot listen on {a.host}:{a.port} ({reason}); choose another with --port or --host")
+            raise SettingsError(f"cannot listen on {a.host}:{a.port} ({reason}); choose another with --port or --host")
     except UserError as e:
         fail(str(e))
     app = create_app(run, device, a.max_inputs, a.max_input_len, a.runtime)

@@ -1,67 +1,105 @@
-"""The architecture registry: short name -> module. Each module is one architecture and provides
-what `Arch` below declares; adding an architecture is one file and one line in ARCHS (README:
-Adding an architecture). Models are tensor functions named by their `layout` (layouts.py); they
-know nothing of tasks: a task reaches an architecture only through `task_defaults(task)`, which
-reads the task's declared Traits and answer length (tasks/common.py), never its options."""
-from dataclasses import asdict, fields
+"""The architecture registry: every module of this package that defines a `Model` is an
+architecture, named after its file (archs/gru.py is `gru`); adding one is adding its file (README:
+Adding an architecture). Each provides what `Arch` below declares. Models are tensor functions
+named by their `layout` (layouts.py); they know nothing of tasks: a task reaches an architecture
+only through `task_defaults(task)` and `task_train_defaults(task)`, which read the task's declared
+Traits and answer length (tasks/common.py), never its options."""
+import importlib
+import pkgutil
+import typing
+from dataclasses import MISSING, asdict, fields
 from typing import Protocol
 
-from archs import ber, gpt, gru, lstm, tra
 from archs.common import n_params  # noqa: F401
-
-ARCHS = {"gru": gru, "tra": tra, "lstm": lstm, "ber": ber, "gpt": gpt}
-ALIASES = {"transformer": "tra", "bert": "ber", "encoder-decoder": "tra"}
+from errors import SettingsError, UnknownArch
 
 
 class Arch(Protocol):
     """What an architecture module provides."""
-    Config: type                  # dataclass of model settings; vocab_size is the run codec's size
+    Config: type                  # dataclass of model settings; vocab_size is the run codec's size;
+                                  # its __post_init__ checks the values (SettingsError)
     Model: type                   # Model(cfg): an nn.Module with a `layout` attribute (layouts.py)
-    TRAIN_DEFAULTS: dict          # lr, batch_size, optionally warmup, weight_decay
+    TRAIN_DEFAULTS: dict          # training settings (settings.Train fields: lr, batch_size, ...)
     GROWN_BY_TASK: tuple          # settings task_defaults sizes to a task's answers, which
                                   # --init-from enlarges for a longer-answered task (ber: n_slots)
+    LORA_TARGETS: dict            # LoRA target name -> prefixes of the parameter names it adapts (lora.py)
+    EXPORT: dict                  # what the ONNX export needs of the decoding state (archs/common.py ATTENTION_EXPORT)
+    # optional: ALIASES, a tuple of other names it answers to (tra: "transformer")
 
     def search_space(self, trial) -> dict: ...      # {"model": {...}, "train": {...}} for hyper.py
-    def task_defaults(self, task) -> dict: ...      # model settings for a task (below --set)
-    def task_train_defaults(self, task) -> dict: ...  # training settings for a task (below flags)
+    def task_defaults(self, task) -> dict: ...      # model settings for a task (settings.py, layer 4)
+    def task_train_defaults(self, task) -> dict: ...  # training settings for a task (layer 4)
+    def prepare_export(self) -> None: ...           # optional: called before each ONNX export
 
 
-class UnknownArch(ValueError):
-    def __init__(self, name):
-        super().__init__(f"unknown architecture {name!r}; choose one of: {', '.join(ARCHS)}")
+def _discover() -> dict:
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "Model") and hasattr(module, "Config"):
+            found[info.name] = module
+    return found
+
+
+ARCHS = _discover()
+ALIASES = {alias: name for name, mod in ARCHS.items() for alias in getattr(mod, "ALIASES", ())}
 
 
 def resolve(name: str) -> str:
     """Short name of an architecture given its short or long name; UnknownArch if there is none."""
     key = ALIASES.get(str(name).lower(), str(name).lower())
     if key not in ARCHS:
-        raise UnknownArch(name)
+        raise UnknownArch(name, ARCHS)
     return key
 
 
-def config(arch: str, overrides: dict | None = None):
+def _typed(name: str, kind, value):
+    """value as the type its setting declares (--set gives text); SettingsError if it is not one."""
+    kind = next((t for t in typing.get_args(kind) if t is not type(None)), kind)  # `int | None` -> int
+    if not isinstance(value, str) or kind is str:
+        return value
+    text = value.strip().lower()
+    try:
+        if kind is bool:
+            return {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}[text]
+        if kind in (int, float):
+            return kind(text)
+    except (KeyError, ValueError):
+        words = {bool: "true or false", int: "a whole number", float: "a number"}
+        raise SettingsError(f"setting {name} takes {words[kind]}, got {value!r}") from None
+    raise SettingsError(f"setting {name} cannot be set from text")
+
+
+def config(arch: str, settings: dict | None = None):
+    """The architecture's Config with settings (values typed by their declaration), checked by the
+    Config itself; SettingsError for a setting it does not have or a value it refuses."""
     cls = ARCHS[arch].Config
     known = {f.name: f.type for f in fields(cls)}
-    bad = set(overrides or {}) - set(known)
+    bad = set(settings or {}) - set(known)
     if bad:
-        raise ValueError(f"{arch} has no setting {sorted(bad)[0]!r}; it has: {', '.join(known)}")
-    return cls(**(overrides or {}))
+        raise SettingsError(f"{arch} has no setting {sorted(bad)[0]!r}; it has: {', '.join(known)}")
+    try:
+        return cls(**{k: _typed(k, known[k], v) for k, v in (settings or {}).items()})
+    except TypeError as e:  # a value of the wrong kind where the Config computes with it
+        raise SettingsError(f"{arch}: {e}") from None
 
 
-def build(arch: str, overrides: dict | None = None):
-    cfg = config(arch, overrides)
+def config_dict(arch: str, settings: dict | None = None) -> dict:
+    """Every setting of the architecture's Config, as settings make it (see config)."""
+    return asdict(config(arch, settings))
+
+
+def defaults(arch: str) -> dict:
+    """The architecture's Config field defaults (layer 1 of settings.py)."""
+    return {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(ARCHS[arch].Config)}
+
+
+def build(arch: str, settings: dict | None = None):
+    """A new model of the architecture with these settings, and its complete settings."""
+    cfg = config(arch, settings)
     return ARCHS[arch].Model(cfg), asdict(cfg)
 
 
 def task_defaults(arch: str, task) -> dict:
-    """The model settings the architecture prefers for this task (below --set, above Config's)."""
+    """The model settings the architecture prefers for this task (layer 4 of settings.py)."""
     return ARCHS[arch].task_defaults(task)
-
-
-def train_defaults(arch: str, task) -> dict:
-    """The architecture's TRAIN_DEFAULTS, then weight decay 0.1 where the task multiplies (one
-    rule for all five; docs/defaults.md), then the architecture's own task_train_defaults (all
-    below train.py's flags)."""
-    mod = ARCHS[arch]
-    shared = {"weight_decay": 0.1} if task.traits().multiplies else {}
-    return {**mod.TRAIN_DEFAULTS, **shared, **mod.task_train_defaults(task)}

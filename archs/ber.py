@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from archs.common import POS_KINDS, Block, DigitPlaces, Fire, Positions, check_vocab, init_weights
+from archs.common import ATTENTION_EXPORT, ATTENTION_LORA_TARGETS, Block, DigitPlaces, Fire, Positions, check_attention, check_vocab, init_weights, require
 from codec import MASK, PAD
 
 
@@ -34,10 +34,17 @@ class Config:
     digit_ids: list = field(default_factory=list)  # for places, place_bias: the codec's ids of 0-9 and "." (set when built)
     point_id: int = -1
 
+    def __post_init__(self):
+        check_attention(self)
+        require(self.n_slots >= 1, f"n_slots must be at least 1, got {self.n_slots}")
+
 
 # Training defaults for this architecture (train.py flags override them; docs/defaults.md).
 TRAIN_DEFAULTS = {"lr": 3e-3, "batch_size": 64}
+LORA_TARGETS = ATTENTION_LORA_TARGETS
+EXPORT = ATTENTION_EXPORT
 GROWN_BY_TASK = ("n_slots",)
+ALIASES = ("bert",)
 
 
 def task_defaults(task) -> dict:
@@ -68,7 +75,6 @@ class Model(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         check_vocab(cfg)
-        assert cfg.pos in POS_KINDS, f"pos must be one of {POS_KINDS}"
         self.cfg = cfg
         self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.slot_emb = nn.Embedding(cfg.n_slots, cfg.d_model)

@@ -27,9 +27,44 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from codec import SEP
-
+from errors import SettingsError
 
 POS_KINDS = ("alibi", "rope", "none", "fire")
+# LoRA targets (lora.py) of the attention models: name -> prefixes of the parameter names adapted
+# (no `head`: their output head is the embedding, tied)
+ATTENTION_LORA_TARGETS = {"attn": ("attn.", "xattn."), "mlp": ("mlp.",), "emb": ("emb.",)}
+# What the ONNX export (onnxexport.py) needs of an attention model's decoding state: the axis of
+# each state tensor (batch first) that grows, with the tokens so far ("past": keys, values,
+# positions, digit places) or with the source ("length": the encoder's keys, values, validity
+# and places); and that an exported graph reads prompts of any lengths in one call.
+ATTENTION_EXPORT = {"state_grows": {"k": (3, "past"), "v": (3, "past"), "pos": (1, "past"), "valid": (1, "past"),
+                                    "place": (1, "past"), "mem_k": (3, "length"), "mem_v": (3, "length"),
+                                    "mem_valid": (1, "length"), "mem_place": (1, "length")},
+                    "prompts_of_one_length": False}
+
+
+def require(ok: bool, message: str):
+    """A Config's check of one of its values: SettingsError (one line) when it fails."""
+    if not ok:
+        raise SettingsError(message)
+
+
+def check_sizes(cfg):
+    """The checks every Config shares: positive sizes, a dropout probability."""
+    require(cfg.d_model >= 1 and cfg.n_layer >= 1, f"d_model and n_layer must be at least 1, got {cfg.d_model} and {cfg.n_layer}")
+    require(0 <= cfg.dropout < 1, f"dropout is a probability below 1, got {cfg.dropout}")
+
+
+def check_attention(cfg):
+    """A Config of an attention model: check_sizes, heads that divide the width (an even head
+    width for rope), a known position encoding, a place bias of at least 0."""
+    check_sizes(cfg)
+    require(cfg.n_head >= 1 and cfg.d_model % cfg.n_head == 0,
+            f"n_head must divide d_model: {cfg.n_head} heads do not divide width {cfg.d_model}")
+    require(cfg.pos in POS_KINDS, f"pos must be one of {', '.join(POS_KINDS)}, got {cfg.pos!r}")
+    require(cfg.pos != "rope" or (cfg.d_model // cfg.n_head) % 2 == 0,
+            f"rope needs an even head width, got d_model {cfg.d_model} / n_head {cfg.n_head}")
+    require(cfg.place_bias >= 0, f"place_bias must be at least 0, got {cfg.place_bias}")
 
 
 def positions(valid: torch.Tensor) -> torch.Tensor:
@@ -145,7 +180,6 @@ def apply_rope(x, tables):
 class Attention(nn.Module):
     def __init__(self, d_model, n_head, dropout, cross=False):
         super().__init__()
-        assert d_model % n_head == 0, "d_model must be divisible by n_head"
         self.n_head, self.dropout, self.cross = n_head, dropout, cross
         self.q = nn.Linear(d_model, d_model)
         self.kv = nn.Linear(d_model, 2 * d_model)

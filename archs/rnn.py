@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from archs.common import DigitPlaces, check_vocab
+from archs.common import DigitPlaces, check_sizes, check_vocab
 from codec import PAD
 
 
@@ -22,15 +22,30 @@ class Config:
     digit_ids: list = field(default_factory=list)  # for places: the codec's ids of 0-9 and "." (set when built)
     point_id: int = -1
 
+    def __post_init__(self):
+        check_sizes(self)
+
 
 # Training defaults for gru and lstm (train.py flags override them): the best trial of a hyper.py
 # study on bracket 1min (docs/defaults.md).
 TRAIN_DEFAULTS = {"lr": 6.4e-3, "batch_size": 64, "warmup": 0.044}
 GROWN_BY_TASK = ()
+LORA_TARGETS = {"rnn": ("rnn.",), "head": ("head.",), "emb": ("emb.",)}  # lora.py: name -> parameter name prefixes
+# The ONNX export (onnxexport.py): no state tensor grows (h, c: one per layer), and step() cannot
+# pack prompts in an exported graph, so there each call reads prompts of one length (onnxrun.py).
+EXPORT = {"state_grows": {}, "prompts_of_one_length": True}
+
+
+def prepare_export():
+    """Before each ONNX export: torch's exporter lends aten.gru/lstm a loop that keeps the sequence
+    length dynamic, only while it exports; the operators' dispatch cache outlives that, so a second
+    export in one process would unroll the recurrence over the example's length (torch 2.13)."""
+    for op in (torch.ops.aten.gru.input, torch.ops.aten.lstm.input):
+        op._dispatch_cache.clear()
 
 
 def search_space(trial):
-    return {"model": {"d_model": trial.suggest_categorical("d_model", [64, 128, 192, 256]),
+    return {"model": {"d_model": trial.suggest_categorical("d_model", [64, 96, 128, 192, 256]),
                       "n_layer": trial.suggest_int("n_layer", 1, 3),
                       "dropout": trial.suggest_float("dropout", 0.0, 0.2)},
             "train": {"lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
@@ -54,7 +69,6 @@ def cpu_has_bf16_lstm() -> bool:
 
 class RNNLM(nn.Module):
     layout = "decoder"
-    exported_prompts_of_one_length = True  # step() cannot pack prompts in an exported graph (export.py)
 
     def __init__(self, cfg, cell):
         super().__init__()

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from archs.common import (POS_KINDS, Block, DigitPlaces, Fire, Positions, check_vocab, cross_bias, init_weights, layer_caches,
+from archs.common import (ATTENTION_EXPORT, ATTENTION_LORA_TARGETS, Block, DigitPlaces, Fire, Positions, check_attention, check_vocab, cross_bias, init_weights, layer_caches,
                           stack_caches)
 from codec import PAD
 
@@ -24,10 +24,16 @@ class Config:
     digit_ids: list = field(default_factory=list)  # for places, place_bias: the codec's ids of 0-9 and "." (set when built)
     point_id: int = -1
 
+    def __post_init__(self):
+        check_attention(self)
+
 
 # Training defaults for this architecture (train.py flags override them).
 TRAIN_DEFAULTS = {"lr": 1.6e-3, "batch_size": 128, "warmup": 0.09}
+LORA_TARGETS = ATTENTION_LORA_TARGETS
+EXPORT = ATTENTION_EXPORT
 GROWN_BY_TASK = ()
+ALIASES = ("transformer", "encoder-decoder")
 
 
 def task_defaults(task) -> dict:
@@ -61,7 +67,6 @@ class Model(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         check_vocab(cfg)
-        assert cfg.pos in POS_KINDS, f"pos must be one of {POS_KINDS}"
         self.cfg = cfg
         self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)  # shared by encoder, decoder and head
         self.drop = nn.Dropout(cfg.dropout)

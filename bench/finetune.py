@@ -7,7 +7,7 @@ forgetting of the parent task.
 A protocol trains a parent run on task A, then from it (train.py's --init-from) children on task
 B: full fine-tuning and LoRA at each rank, all for the same budget; and a run from scratch on B for
 the parent's and the child's budgets together. Each child is scored on B's test and OOD splits
-(evaluate.evaluate_run, which writes the usual files) and on A's test split (forgetting: the
+(scoring.evaluate_run, which writes the usual files) and on A's test split (forgetting: the
 child's codec extends the parent's, so A's problems encode the same way).
 
     bracket   A: lengths 1..30, 1min      B: lengths 31..60 (OOD 61..120), 1min     scratch: 2min
@@ -28,15 +28,16 @@ import pandas as pd
 
 import archs
 import dataset as D
-import evaluate
 import infer
+import scoring
 from bench.common import RESULTS as RESULTS_DIR
 from bench.common import add_commit_arg, append_rows, git_commit
-from cli import UserError, fail
+from cli import fail
+from errors import UserError
 from files import check_writable
 from runs import load_run
-from tasks import make_task
-from train import TrainConfig, parse_budget, train
+from settings import Request, parse_budget
+from training import train
 
 RESULTS = os.path.join(RESULTS_DIR, "finetune.csv")
 RUNS_DIR = os.path.join("bench", "runs")
@@ -63,13 +64,11 @@ PROTOCOLS = {
 def parent_em(run_path: str, spec: D.DataSpec) -> float:
     """A run's exact match on the test split of another task (the parent's)."""
     run = load_run(run_path, "cpu")
-    task = make_task(spec.task, spec.options)
-    exs = D.load_split(D.prepare(spec, run.config.get("data_dir", "data")), "test")
-    return infer.exact_match(run.model, run.codec, exs, task)
+    return infer.exact_match(run.model, run.codec, run.split("test", spec), spec.task_instance)
 
 
 def row_of(name, arch, seed, variant, budget, m, spec_a) -> dict:
-    ev = evaluate.evaluate_run(m["run"], "cpu")
+    ev = scoring.evaluate_run(m["run"], "cpu")
     return {"protocol": name, "arch": arch, "seed": seed, "variant": variant, "budget": budget,
             "test_em": ev["test"]["exact_match"], "ood_em": ev["ood"]["exact_match"], "parent_task_em": parent_em(m["run"], spec_a),
             "trainable_params": m["trainable_params"], "params": m["params"], "steps": m["steps"],
@@ -79,7 +78,7 @@ def row_of(name, arch, seed, variant, budget, m, spec_a) -> dict:
 
 def protocol(name, p: Protocol, arch, seed, ranks, threads) -> list[dict]:
     def run(spec, budget, **kw):
-        return train(TrainConfig(arch=arch, budget=budget, data=spec, seed=seed, threads=threads, models_dir=RUNS_DIR, **kw), quiet=True)
+        return train(Request(arch=arch, budget=budget, data=spec, seed=seed, threads=threads, models_dir=RUNS_DIR, **kw), quiet=True)
 
     parent = run(p.parent, p.parent_budget)
     rows = [row_of(name, arch, seed, "parent", p.parent_budget, parent, p.parent)]
@@ -124,7 +123,7 @@ def main(argv=None):
                     append_rows(RESULTS, new)  # as each protocol ends: a stopped bench keeps what it measured
                     if a.commit:
                         git_commit(RESULTS, f"bench.finetune: {n} {arch} seed {seed}")
-    except (UserError, ValueError) as e:
+    except UserError as e:
         fail(str(e))
     df = pd.DataFrame(rows)
     print(df.drop(columns=["run", "date"]).to_markdown(index=False, floatfmt=".4g"))

@@ -25,7 +25,8 @@ import pandas as pd
 
 from bench.common import RESULTS as RESULTS_DIR
 from bench.common import add_commit_arg, append_rows, git_commit
-from cli import UserError, fail
+from cli import fail
+from errors import UserError
 from files import check_writable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where serve.py is

@@ -1,4 +1,4 @@
-"""The benchmark: architectures x tasks x budgets x seeds, through train.train and evaluate.
+"""The benchmark: architectures x tasks x budgets x seeds, through training.train and scoring.
 
     python -m bench                 # the full matrix (hours on 2 cores); resumes where it stopped
     python -m bench --quick         # a few minutes: every architecture, 15s, bracket
@@ -7,6 +7,7 @@
     python -m bench --only bracket-1min --archs gru --again    # run done cells again; the new rows count
     python -m bench --report        # rebuild the report and pictures from the results so far
     python -m bench --only bracket-1min --seeds 0 --device cuda   # one seed of each, on the GPU
+    python -m bench --task reverse --alphabet 01 --archs gru,tra --budget 1min --seeds 0,1   # any registered task
 
 One run at a time (the machine is the instrument). Every run appends a row to
 bench/results/runs.csv (accuracy, OOD accuracy, steps, samples/s, share of the device's float32
@@ -14,7 +15,9 @@ matmul peak, GPU utilisation, wall time, CPU time per wall second, load average,
 versions); the report bench/results/README.md and its pictures are rebuilt after each run. Runs
 already in the CSV for the device are skipped, so an interrupted benchmark continues where it
 stopped; a GPU's rows are kept and reported apart from the CPU's (and from another GPU's).
-`--commit` commits the results after each run (a session can end at any time).
+`--commit` commits the results after each run (a session can end at any time). `--task NAME`
+with the task's options (the flags of train.py) benchmarks any registered task as a preset of its
+own, named task-NAME (and a short hash of the options and sizes when they are not the defaults).
 """
 import os
 import sys
@@ -25,6 +28,7 @@ if __name__ == "__main__":
     cli.quiet_ctrl_c()  # Ctrl-C while the imports below load: exit 130 without a traceback
 
 import argparse
+import hashlib
 import json
 import re
 import threading
@@ -36,14 +40,17 @@ import torch
 
 import archs
 import dataset as D
-import evaluate
+import devices
+import scoring
 from archs.common import POS_KINDS
 from bench.common import RESULTS, add_commit_arg, git_commit
-from cli import Parser, UserError, fail, pick_device
+from cli import Parser, fail
+from errors import UserError
 from files import check_writable
 from runs import machine, versions
-from tasks import codec_of, make_task
-from train import Budget, TrainConfig, fill_train_settings, new_model_settings, train
+from settings import Budget, Request, resolve
+from tasks import make_task
+from training import train
 
 RUNS_DIR = os.path.join("bench", "runs")
 ALL = list(archs.ARCHS)
@@ -55,9 +62,9 @@ class Preset:
     budget: str
     seeds: list
     goal: str  # what it measures, and the target
-    settings: dict = field(default_factory=dict)  # TrainConfig overrides for every architecture ("model": {...} too)
+    settings: dict = field(default_factory=dict)  # settings.Request's for every architecture ("model": {...} too)
     ood2: dict = field(default_factory=dict)  # a second OOD range each run is also scored on (evaluate.py --ood-...)
-    sizes: dict = field(default_factory=dict)  # split sizes other than dataset.py's (train_size=...)
+    sizes: dict = field(default_factory=dict)  # split sizes or data seed other than dataset.py's (train_size=..., seed=...)
     archs: list = field(default_factory=lambda: list(ALL))  # the architectures it compares
     curve: int = D.CURVE_SIZE  # problems per value of each run's accuracy curve (evaluate.py --curve); 0: none
     study: str = ""  # presets of one study are also reported side by side (a table of where each falls off)
@@ -182,19 +189,29 @@ def save_results(df):
     os.replace(tmp, os.path.join(RESULTS, "runs.csv"))
 
 
-def run_cell(name, p: Preset, arch, seed, threads, device="auto") -> dict:
-    on = pick_device(device)
+def task_preset(spec: D.DataSpec, budget: str, seeds: list) -> tuple[str, Preset]:
+    """python -m bench --task NAME [options]: a preset of any registered task, named task-<problem set>."""
+    sizes = {k: v for k, v in asdict(spec).items() if k not in ("task", "options") and v != getattr(D.DataSpec(), k)}
+    p = Preset(spec.task, spec.options or {}, budget, seeds, f"--task {spec.task} {json.dumps(spec.options or {})}", sizes=sizes)
+    return f"task-{problem_set(p)}", p
+
+
+def request_of(p: Preset, arch: str, **where) -> Request:
+    """What a preset asks for one architecture; where: seed, threads, device, models_dir, data_dir."""
+    return Request(arch=arch, budget=p.budget, data=D.DataSpec(p.task, p.options or None, **p.sizes),
+                   model=dict(p.settings.get("model", {})), **{k: v for k, v in p.settings.items() if k != "model"}, **where)
+
+
+def run_cell(name, p: Preset, arch, seed, threads, device="auto", data_dir="data") -> dict:
+    on = devices.choose(device)
     peak = matmul_peak(on)
-    overrides = {k: v for k, v in p.settings.items() if k != "model"}
     begin = time.time()
     with GpuUse(on) as use:
-        m = train(TrainConfig(arch=arch, budget=p.budget, data=D.DataSpec(p.task, p.options or None, **p.sizes),
-                              model=dict(p.settings.get("model", {})), seed=seed, threads=threads, device=device,
-                              models_dir=RUNS_DIR, **overrides))
+        m = train(request_of(p, arch, seed=seed, threads=threads, device=device, models_dir=RUNS_DIR, data_dir=data_dir))
     loop_start = begin + m["setup_time"]  # the training loop, its validation included
-    ev = evaluate.evaluate_run(m["run"], m["device"])
-    ev2 = evaluate.evaluate_run(m["run"], m["device"], p.ood2) if p.ood2 else None
-    curve = evaluate.curve_run(m["run"], m["device"], p.curve) if p.curve else None
+    ev = scoring.evaluate_run(m["run"], m["device"])
+    ev2 = scoring.evaluate_run(m["run"], m["device"], p.ood2) if p.ood2 else None
+    curve = scoring.curve_run(m["run"], m["device"], p.curve) if p.curve else None
     return {"preset": name, "arch": arch, "budget": p.budget, "seed": seed, "test_em": ev["test"]["exact_match"],
             "ood_em": ev["ood"]["exact_match"], "ood2_em": ev2["ood"]["exact_match"] if ev2 else None,
             "steps": m["steps"], "samples_per_s": m["samples_per_s"],
@@ -202,7 +219,7 @@ def run_cell(name, p: Preset, arch, seed, threads, device="auto") -> dict:
             "gpu_util": use.mean(loop_start, loop_start + m["train_time"] + m["val_time"]),
             "wall_time": m["wall_time"], "train_time": m["train_time"], "val_time": m["val_time"],
             "cpu_per_wall": m["cpu_time_per_wall"], "load_start": m["loadavg_start"][0], "load_end": m["loadavg_end"][0],
-            "matmul_gflops": peak, "device": device_name(m["device"]), "run": m["run"], "date": m["created"],
+            "matmul_gflops": peak, "device": devices.name_of(m["device"]), "run": m["run"], "date": m["created"],
             "torch": versions()["torch"], "config": json.dumps(settings(m["run"]), separators=(",", ":")),
             "groups": json.dumps({**groups(ev), **({"ood2": groups(ev2)["ood"]} if ev2 else {})}, separators=(",", ":")),
             "curve": curve_json(curve) if curve else None}
@@ -229,12 +246,7 @@ def holds(curve, level: float) -> float:
     return float(last)
 
 
-def device_name(device: str) -> str:
-    """`cpu`, or the GPU's name (`cuda: NVIDIA H100 80GB HBM3`)."""
-    return f"cuda: {torch.cuda.get_device_name(torch.device(device))}" if device.startswith("cuda") else device
-
-
-TRAIN_KEYS = ("lr", "batch_size", "warmup", "weight_decay", "curriculum")
+TRAIN_KEYS = ("lr", "batch_size", "warmup", "weight_decay", "curriculum")  # the training settings a row records
 ADDED_TRAIN_KEYS = {"curriculum": 0.0}  # training settings added since the first rows, as rows before them trained
 
 
@@ -249,12 +261,9 @@ def settings(run) -> dict:
 def planned(p: Preset, arch) -> dict:
     """The settings a cell would train under now, as `settings` records them: a row made under
     other settings (defaults changed since) does not count as this cell's run."""
-    task = make_task(p.task, p.options or None)
-    model = asdict(archs.config(arch, new_model_settings(arch, task, codec_of(task), p.settings.get("model", {}))))
-    cfg = TrainConfig(arch=arch, budget=p.budget, **{k: v for k, v in p.settings.items() if k != "model"})
-    fill_train_settings(cfg, task)
-    model.pop("vocab_size")
-    return {**model, **{k: getattr(cfg, k) for k in TRAIN_KEYS}}
+    s = resolve(request_of(p, arch))
+    model = {k: v for k, v in s.model.items() if k != "vocab_size"}
+    return {**model, **{k: getattr(s.train, k) for k in TRAIN_KEYS}}
 
 
 def same_settings(recorded, plan: dict, arch) -> bool:
@@ -263,12 +272,12 @@ def same_settings(recorded, plan: dict, arch) -> bool:
     its ADDED_TRAIN_KEYS value."""
     if not isinstance(recorded, str):
         return False
-    recorded, base = json.loads(recorded), {**asdict(archs.config(arch)), **ADDED_TRAIN_KEYS}
+    recorded, base = json.loads(recorded), {**archs.defaults(arch), **ADDED_TRAIN_KEYS}
     return all(recorded.get(k, base.get(k)) == v for k, v in json.loads(json.dumps(plan)).items())
 
 
 def pending(presets: dict, arch_list: list, df: pd.DataFrame, device: str = "cpu") -> tuple[list, list, int]:
-    """Every cell (preset, Preset, arch, seed), those still to run on `device` (device_name's), and
+    """Every cell (preset, Preset, arch, seed), those still to run on `device` (devices.name_of's), and
     how many of those ran before. A cell counts as run when a row of it on that device trained under
     the planned settings and was scored on every split the preset scores now (a row from before a
     preset gained its OOD2 range, or its accuracy curve, lacks it). A CPU row does not stand for a GPU run, nor one GPU for another."""
@@ -338,27 +347,47 @@ def own_budget(preset: str, budget: str, known: dict) -> bool:
     return preset not in known or known[preset].budget == budget
 
 
+def problem_set(p: Preset) -> str:
+    """A preset's problems, whatever its budget: its task, and a short hash of its options and
+    sizes when they are not the task's defaults (`bracket`, `arith-3f9a1c`)."""
+    if not p.options and not p.sizes:
+        return p.task
+    return f"{p.task}-{hashlib.sha256(json.dumps([p.options, p.sizes], sort_keys=True).encode()).hexdigest()[:6]}"
+
+
+def budget_plots(df: pd.DataFrame, known: dict) -> list[str]:
+    """accuracy_vs_budget-<problem set>.png: test exact match against the time budget, for each
+    problem set that presets (not studies) train at two budgets or more."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    made = []
+    timed = {n: p for n, p in known.items() if not p.study and Budget.parse(p.budget).unit == "s"}
+    for name in dict.fromkeys(problem_set(p) for p in timed.values()):
+        rows = df[df["preset"].isin([n for n, p in timed.items() if problem_set(p) == name])]
+        rows = rows[rows["budget"].map(lambda b: Budget.parse(b).unit == "s").astype(bool)]  # steps have no place on a time axis
+        if rows["budget"].nunique() < 2:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for arch, g in rows.groupby("series"):
+            pts = g.assign(s=g["budget"].map(lambda b: Budget.parse(b).amount)).groupby("s")["test_em"].median()
+            ax.plot(pts.index, pts.values * 100, marker="o", label=arch)
+        ax.set_xscale("log")
+        ax.set_xlabel("training budget (s, log)")
+        ax.set_ylabel("test exact match (%)")
+        ax.set_title(f"{name}: accuracy versus budget")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        made.append(save(fig, f"accuracy_vs_budget-{name}.png"))
+    return made
+
+
 def plots(df: pd.DataFrame, known: dict) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     made = []
-    bracket = df[df["preset"].str.startswith("bracket") | df["preset"].str.startswith("quick")]
-    if not bracket.empty:  # accuracy versus budget
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for arch, g in bracket.groupby("series"):
-            g = g.assign(b=g["budget"].map(Budget.parse))
-            g = g[g["b"].map(lambda b: b.unit == "s")]  # step budgets have no place on a time axis
-            pts = g.assign(s=g["b"].map(lambda b: b.amount)).groupby("s")["test_em"].median()
-            ax.plot(pts.index, pts.values * 100, marker="o", label=arch)
-        ax.set_xscale("log")
-        ax.set_xlabel("training budget (s, log)")
-        ax.set_ylabel("test exact match (%)")
-        ax.set_title("bracket closing: accuracy versus budget")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        made.append(save(fig, "accuracy_vs_budget.png"))
     for (preset, budget), g in df.groupby(["preset", "budget"], sort=False):
         name = picture(preset, budget, known)
         first = g.sort_values("seed", kind="stable").drop_duplicates("series")
@@ -371,7 +400,9 @@ def plots(df: pd.DataFrame, known: dict) -> list[str]:
         else:  # drawn from runs.csv alone: no learning curves to show
             fig, ax2 = plt.subplots(figsize=(7, 4))
         per_arch = {r.series: row_groups(r) for r in first.itertuples()}
-        key = next(("length" if "length" in v["test"] else "digits" for v in per_arch.values() if v), None)
+        keys = [k for v in per_arch.values() if v for k in v["test"]]  # the breakdowns; the task's axis first
+        axis = make_task(known[preset].task, known[preset].options or None).axis().name if preset in known else None
+        key = axis if axis in keys else next(iter(keys), None)
         test_x = sorted({x for v in per_arch.values() if v for x in v["test"].get(key, {})})
         xs = test_x + sorted({x for v in per_arch.values() if v for x in v["ood"].get(key, {})} - set(test_x))
         for r in learning:
@@ -392,7 +423,7 @@ def plots(df: pd.DataFrame, known: dict) -> list[str]:
             ax1.set_xlabel("training seconds")
             ax1.set_ylabel("validation exact match (%)")
             ax1.set_title(f"{title}: learning curves (seed {first['seed'].min()})")
-        ax2.set_xlabel("input length" if key == "length" else "operand digits")
+        ax2.set_xlabel(str(key))
         ax2.set_ylabel("exact match (%)")
         ax2.set_title("test, then out-of-distribution, per group" if learning
                       else f"{title} (seed {first['seed'].min()}): exact match per group")
@@ -419,8 +450,8 @@ def curve_plots(df: pd.DataFrame, known: dict) -> list[str]:
                 per_value.groupby("value", as_index=False)["exact_match"].median()
         name = picture(preset, budget, known, "-curve")
         title = preset if own_budget(preset, budget, known) else f"{preset}, {budget}"
-        evaluate.plot_curves(curves, axis, trained, os.path.join(RESULTS, name),
-                             f"{title}: exact match by {axis} (median over seeds)")
+        label = make_task(known[preset].task, known[preset].options or None).axis().label if preset in known else axis
+        scoring.plot_curves(curves, label, trained, os.path.join(RESULTS, name), f"{title}: exact match by {label} (median over seeds)")
         made.append(name)
     return made
 
@@ -438,7 +469,7 @@ def row_groups(r) -> dict | None:
     """Per-group exact match of one runs.csv row: its `groups` column, else its run folder's summary."""
     if isinstance(getattr(r, "groups", None), str):
         return json.loads(r.groups)
-    summ = evaluate.latest_summary(r.run) if os.path.isdir(r.run) else None
+    summ = scoring.latest_summary(r.run) if os.path.isdir(r.run) else None
     return groups(summ) if summ else None
 
 
@@ -448,7 +479,7 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
     df = df.reindex(columns=list(dict.fromkeys([*COLUMNS, *df.columns])))  # rows from before a column: empty
     df, earlier = (d.assign(series=[series(a, v) for a, v in zip(d["arch"], d["device"])]) for d in latest_settings(df))
     known = {**presets, **QUICK, **PRESETS}  # the registry's budget wins over a --budget run's
-    pics = plots(df, known) + curve_plots(df, known)
+    pics = plots(df, known) + curve_plots(df, known) + budget_plots(df, known)
     mach = machine()
     peaks = "; ".join(f"{g['matmul_gflops'].median():,.0f} GFLOP/s on "
                       + ("the CPU" if dev == "cpu" else dev.removeprefix("cuda: ")) for dev, g in df.groupby("device", sort=False))
@@ -503,8 +534,9 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
                       "the longest up to which every value reaches 99% / 90% (median over seeds).", "",
                       f"![{preset} curve]({curve})", ""]
     lines += study_tables(table, known)
-    if "accuracy_vs_budget.png" in pics:
-        lines += ["## Accuracy versus budget (bracket)", "", "![accuracy versus budget](accuracy_vs_budget.png)", ""]
+    for pic in (p for p in pics if p.startswith("accuracy_vs_budget-")):
+        name = pic.removeprefix("accuracy_vs_budget-").removesuffix(".png")
+        lines += [f"## Accuracy versus budget ({name})", "", f"![accuracy versus budget, {name}]({pic})", ""]
     lines += ["Every run: [runs.csv](runs.csv).", ""]
     with open(os.path.join(RESULTS, "README.md"), "w") as f:
         f.write("\n".join(lines))
@@ -556,7 +588,8 @@ def readme_tables(df: pd.DataFrame) -> str:
             out += [f"**{task}**: test / OOD exact match", "", t.to_markdown(), ""]
             drawn = [n for n in names if ((df["preset"] == n) & (df["budget"] == PRESETS[n].budget) & df["curve"].notna()).any()]
             if drawn:
-                out += ["Exact match by " + ("operand digits" if task == "arith" else "length") + ", 1 to 4x training: "
+                label = make_task(task).axis().label
+                out += [f"Exact match by {label}, 1 to 4x training: "
                         + ", ".join(f"[{n}]({RESULTS}/{picture(n, PRESETS[n].budget, PRESETS, '-curve')})".replace(os.sep, "/")
                                     for n in drawn) + ".", ""]
     return "\n".join(out).strip() + "\n"
@@ -613,6 +646,7 @@ def main(argv=None):
                                                         "machine); the new row replaces the old in the report")
     p.add_argument("--report", action="store_true", help="only rebuild the report from runs.csv")
     add_commit_arg(p)
+    D.add_data_args(p, task_default=None)  # --task NAME and its options: any registered task, as a preset of its own
     a = p.parse_args(argv)
     presets = QUICK if a.quick else PRESETS
     if a.only:
@@ -626,8 +660,12 @@ def main(argv=None):
         arch_list = [archs.resolve(x) for x in a.archs.split(",")]
         if a.budget:
             Budget.parse(a.budget)
-        device = device_name(str(pick_device(a.device)))
-    except (ValueError, UserError) as e:
+        device = devices.name_of(devices.choose(a.device))
+        if a.task:
+            if a.only or a.quick:
+                raise UserError("--task benchmarks a task of your choice; --only and --quick choose presets: give one or the other")
+            presets = dict([task_preset(D.spec_from_args(a), a.budget or "1min", [0])])
+    except UserError as e:
         p.error(str(e))
     if a.budget:
         presets = {k: replace(p, budget=a.budget) for k, p in presets.items()}
@@ -654,7 +692,7 @@ def main(argv=None):
     for i, (name, p, arch, seed) in enumerate(todo, 1):
         budget = p.budget
         print(f"[{i}/{len(todo)}] {name} {arch} {budget} seed {seed}", flush=True)
-        row = run_cell(name, p, arch, seed, a.threads, a.device)
+        row = run_cell(name, p, arch, seed, a.threads, a.device, a.data_dir)
         df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
         save_results(df)
         report(df, presets, README)

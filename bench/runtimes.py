@@ -1,14 +1,14 @@
 """Benchmark of a run's three runtimes: PyTorch eager, its ONNX export and the int8 export, run by
-onnxruntime, on the same greedy decoding (evaluate.py's).
+onnxruntime, on the same greedy decoding (scoring.py's).
 
     python -m bench.runtimes models/<run> [models/<run> ...]            # exports first if needed
     python -m bench.runtimes models/<run> --commit                       # and git-commit bench/results/runtimes.csv
 
-For each run and runtime: exact match on the test and OOD splits (evaluate.evaluate_run, which also
+For each run and runtime: exact match on the test and OOD splits (scoring.evaluate_run, which also
 writes the usual evaluation files), answers that differ from PyTorch's, model file size,
 single-problem latency (median and p90 of `--single` test problems asked one at a time, as
 predict.py and a lightly loaded serve.py do) and batch throughput (the whole test split in
-evaluate.py's batches of 500, median of 3 rounds). The three runtimes take turns, problem by
+infer.py's batches of 500, median of 3 rounds). The three runtimes take turns, problem by
 problem, so that a slow spell of a shared machine weighs on all three alike. The file size of an
 export is that of all its graphs. Everything runs on the CPU with the machine's cores; nothing else
 should run meanwhile.
@@ -21,16 +21,17 @@ import time
 
 import pandas as pd
 
-import evaluate
+import dataset as D
 import infer
-import export
+import onnxexport
+import scoring
 from bench.common import RESULTS as RESULTS_DIR
 from bench.common import add_commit_arg, append_rows, git_commit
-from cli import UserError, fail
+from cli import fail
+from errors import RunError, UserError
 from files import check_writable
 from onnxrun import DATA, FILES, RUNTIMES
-import dataset as D
-from runs import RunError, load_run, machine
+from runs import load_run, machine
 
 RESULTS = os.path.join(RESULTS_DIR, "runtimes.csv")
 WEIGHTS = {"torch": ("model.safetensors",), **{rt: (*graphs, DATA[rt]) for rt, graphs in FILES.items()}}
@@ -63,9 +64,9 @@ def measure(path: str, single: int) -> list[dict]:
     try:
         runs = {rt: load_run(path, "cpu", rt) for rt in RUNTIMES}
     except RunError:  # not exported yet, or by an older export.py
-        export.export(path, int8=True, log=lambda line: print(f"  {line}"))
+        onnxexport.export(path, int8=True, log=lambda line: print(f"  {line}"))
         runs = {rt: load_run(path, "cpu", rt) for rt in RUNTIMES}
-    results = {rt: evaluate.evaluate_run(path, "cpu", runtime=rt) for rt in RUNTIMES}
+    results = {rt: scoring.evaluate_run(path, "cpu", runtime=rt) for rt in RUNTIMES}
     torch_run = runs["torch"]
     problems = [e.input for e in D.load_split(results["torch"]["data"], "test")]
     times, answers = timings(runs, problems, infer.max_new_tokens(torch_run.task), single)
@@ -95,7 +96,7 @@ def main(argv=None):
         for path in a.runs:
             print(path.rstrip("/"))
             rows += measure(path.rstrip("/"), a.single)
-    except (UserError, export.onnxrun.OnnxError) as e:
+    except UserError as e:
         fail(str(e))
     df = pd.DataFrame(rows)
     print(df.drop(columns=["run", "date", "cpu_count"]).to_markdown(index=False, floatfmt=".4g"))

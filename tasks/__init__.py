@@ -1,12 +1,27 @@
-"""The task registry: name -> Task subclass (tasks/common.py says what a task declares). Adding a
-task is one file and one line here."""
-from codec import Codec
-from tasks.arith import Arith
-from tasks.bracket import Bracket
-from tasks.reverse import Reverse
-from tasks.common import BadInput, DataError, Example, Task, Traits, options_of  # noqa: F401
+"""The task registry: every Task subclass defined in a module of this package, by its `name`
+(tasks/common.py says what a task declares). Adding a task is adding its file."""
+import importlib
+import inspect
+import pkgutil
 
-TASKS = {"bracket": Bracket, "arith": Arith, "reverse": Reverse}
+from codec import Codec
+from errors import DataError
+from tasks.common import Example, Task, Traits, options_of  # noqa: F401
+
+
+def _discover() -> dict:
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for obj in vars(module).values():
+            if inspect.isclass(obj) and issubclass(obj, Task) and obj.__module__ == module.__name__ and not inspect.isabstract(obj):
+                if obj.name in found:
+                    raise TypeError(f"two tasks are named {obj.name!r}: {found[obj.name].__module__} and {module.__name__}")
+                found[obj.name] = obj
+    return found
+
+
+TASKS = _discover()
 
 
 def make_task(name: str, config: dict | None = None) -> Task:

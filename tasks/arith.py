@@ -29,7 +29,8 @@ from fractions import Fraction
 
 import torch
 
-from tasks.common import Axis, BadInput, DataError, Example, Task, Traits, fold, option
+from errors import BadInput, DataError
+from tasks.common import Axis, Example, Task, Traits, fold, option
 
 FORMATS = ("plain", "reversed", "latex", "scratch")
 MAX_DIGITS = 12  # the most digits an operand of any split (or accuracy curve) may have
@@ -53,7 +54,8 @@ class ArithConfig:
 class Arith(Task):
     name = "arith"
     Config = ArithConfig
-    breakdowns = ["op", "digits"]
+    breakdowns = {"op": 1, "digits": 1}
+    extras = {"work": "partial products", "latex": "LaTeX"}
 
     def __init__(self, cfg: ArithConfig):
         if not cfg.ops or set(cfg.ops) - set("+-*/"):
@@ -128,7 +130,11 @@ class Arith(Task):
                 a = self._with_digits(rng, ka)
 
     def axis(self) -> Axis:
-        return Axis("digits", self.cfg.digits, MAX_DIGITS)
+        return Axis("digits", "digits of the longer operand", self.cfg.digits, MAX_DIGITS)
+
+    def axis_value(self, example: Example) -> int:
+        """The digits of the longer operand (meta digits `2x1`: each operand's)."""
+        return max(int(k) for k in example.meta["digits"].split("x"))
 
     def sample(self, gen: torch.Generator, n: int, ood: bool = False) -> list[Example]:
         return self._problems(gen, n, self.ood if ood else None)

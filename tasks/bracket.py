@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from tasks.common import Axis, BadInput, DataError, Example, Task, Traits, option
+from errors import BadInput, DataError
+from tasks.common import Axis, Example, Task, Traits, option
 
 
 @dataclass
@@ -30,7 +31,7 @@ class BracketConfig:
 class Bracket(Task):
     name = "bracket"
     Config = BracketConfig
-    breakdowns = ["length", "depth"]
+    breakdowns = {"length": 10, "depth": 1}
 
     def __init__(self, cfg: BracketConfig):
         if len(cfg.kinds) % 2 or not cfg.kinds or len(set(cfg.kinds)) != len(cfg.kinds):
@@ -57,7 +58,7 @@ class Bracket(Task):
         return max(self.cfg.max_len, self.cfg.ood_max_len)
 
     def axis(self) -> Axis:
-        return Axis("length", self.cfg.max_len, 1000)
+        return Axis("length", "input length", self.cfg.max_len, 1000)
 
     def sample(self, gen: torch.Generator, n: int, ood: bool = False) -> list[Example]:
         return self._prefixes(gen, n, *((self.cfg.ood_min_len, self.cfg.ood_max_len) if ood else (self.cfg.min_len, self.cfg.max_len)))

@@ -1,10 +1,11 @@
-"""What every task shares: the example type, the errors a user can cause, the Task interface and
-the `option` field that declares a task's option once (the scripts build their flags from it)."""
+"""What every task shares: the example type, the Task interface, the Axis of its accuracy curves,
+the Traits architectures may tailor their defaults to, and the `option` field that declares a
+task's option once (the scripts build their flags from it). The errors a task raises are
+errors.DataError (bad options) and errors.BadInput (a typed problem it cannot take)."""
+import re
 import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import MISSING, dataclass, field, fields
-
-from cli import UserError
 
 
 @dataclass
@@ -12,14 +13,6 @@ class Example:
     input: str
     target: str
     meta: dict
-
-
-class DataError(UserError):
-    """A problem with data the user can fix (bad option, bad file, impossible split); one line."""
-
-
-class BadInput(ValueError):
-    """A typed problem that is not a problem of the task (wrong shape, division by zero); one line."""
 
 
 def option(default, help: str, choices=None):
@@ -40,15 +33,32 @@ def options_of(config_cls) -> list:
 
 @dataclass(frozen=True)
 class Axis:
-    """What an accuracy curve varies (evaluate.py --curve): a property of every problem named
-    `name` (input length, the longer operand's digits); `trained` is the largest value training
-    draws, `limit` the largest the task can make. Curves run from 1 to 4 x trained, up to limit."""
+    """What an accuracy curve varies (evaluate.py --curve): a property of every problem, `name`
+    (by_<name>.csv), `label` as plots and tables say it ("input length", "digits of the longer
+    operand"); `trained` is the largest value training draws, `limit` the largest the task can
+    make. Curves run from 1 to 4 x trained, up to limit."""
     name: str
+    label: str
     trained: int
     limit: int
 
     def values(self) -> list[int]:
         return list(range(1, min(4 * self.trained, self.limit) + 1))
+
+
+def group_of(value, width: int) -> str:
+    """The breakdown group of a meta value: whole numbers in runs of width (`01-10`, `11-20` for
+    width 10), anything else as itself."""
+    if width > 1 and isinstance(value, int) and not isinstance(value, bool):
+        lo = (value - 1) // width * width + 1
+        return f"{lo:02d}-{lo + width - 1:02d}"
+    return str(value)
+
+
+def group_order(group: str):
+    """Sort key of breakdown groups: by the numbers in them (`61-70` before `101-110`, `2x1`
+    before `10x1`), then as text."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.findall(r"\d+|\D+", group)]
 
 
 @dataclass(frozen=True)
@@ -64,11 +74,13 @@ class Traits:
 class Task(ABC):
     """A task: its options (`Config`, a dataclass of `option` fields), its symbols, how it samples
     examples (input, target, meta for the breakdowns named in `breakdowns`), how it reads what
-    people type, and the `traits` architectures may tailor their defaults to. Adding a task is one
-    file with one subclass and one line in tasks/__init__.py (README: Adding a task)."""
+    people type, what it shows beside an answer (`extras`), and the `traits` architectures may
+    tailor their defaults to. Adding a task is one file in tasks/ with one subclass (README:
+    Adding a task); tasks/__init__.py finds it."""
     name: str
     Config: type
-    breakdowns: list[str] = []
+    breakdowns: dict[str, int] = {}  # meta key -> width of its groups (group_of): evaluate.py's tables
+    extras: dict[str, str] = {}      # keys present() may add beside "answer" -> how people read them ("LaTeX")
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -90,6 +102,10 @@ class Task(ABC):
     def sample_at(self, gen, n: int, value: int) -> list[Example]:
         """n examples drawn from gen whose axis value is exactly value (any value from 1 to the
         axis' limit, inside the training range or beyond it); otherwise drawn as in training."""
+
+    def axis_value(self, example: Example) -> int:
+        """An example's value on the axis: by default its meta entry of the axis' name."""
+        return example.meta[self.axis().name]
 
     @abstractmethod
     def max_input_len(self) -> int:
@@ -117,7 +133,7 @@ class Task(ABC):
         return output
 
     def present(self, text: str, output: str) -> dict:
-        """The model's output as shown to people."""
+        """The model's output as shown to people: {"answer": ...} and any of `extras`."""
         return {"answer": output}
 
 

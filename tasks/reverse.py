@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from tasks.common import Axis, DataError, Example, Task, option
+from errors import DataError
+from tasks.common import Axis, Example, Task, option
 
 
 @dataclass
@@ -26,7 +27,7 @@ class ReverseConfig:
 class Reverse(Task):
     name = "reverse"
     Config = ReverseConfig
-    breakdowns = ["length"]
+    breakdowns = {"length": 10}
 
     def __init__(self, cfg: ReverseConfig):
         if not cfg.alphabet or len(set(cfg.alphabet)) != len(cfg.alphabet) or any(c.isspace() for c in cfg.alphabet):
@@ -45,7 +46,7 @@ class Reverse(Task):
         return self.max_input_len()
 
     def axis(self) -> Axis:
-        return Axis("length", self.cfg.max_len, 1000)
+        return Axis("length", "input length", self.cfg.max_len, 1000)
 
     def sample(self, gen: torch.Generator, n: int, ood: bool = False) -> list[Example]:
         return self._strings(gen, n, *((self.cfg.ood_min_len, self.cfg.ood_max_len) if ood else (self.cfg.min_len, self.cfg.max_len)))

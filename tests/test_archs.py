@@ -10,6 +10,8 @@ import torch
 import archs
 import layouts
 from codec import BOS, PAD, Batch
+from errors import SettingsError, UnknownArch
+from settings import TRAIN_KEYS
 from runs import load_run, save_run
 from tasks import Example
 from tasks import TASKS, codec_of, make_task
@@ -56,13 +58,30 @@ def widen(b: Batch, extra: int) -> Batch:
 
 
 def test_registry_names():
-    assert set(archs.ARCHS) == {"gru", "lstm", "tra", "ber", "gpt"}
+    """The registry finds every module of archs/ that defines a Model, by file name and aliases."""
+    assert {"gru", "lstm", "tra", "ber", "gpt"} <= set(archs.ARCHS) and "rnn" not in archs.ARCHS and "common" not in archs.ARCHS
     assert archs.resolve("transformer") == "tra" and archs.resolve("BERT") == "ber"
-    with pytest.raises(archs.UnknownArch, match="unknown architecture 'rnn'; choose one of: gru, tra, lstm, ber, gpt"):
+    with pytest.raises(UnknownArch, match=f"unknown architecture 'rnn'; choose one of: {', '.join(archs.ARCHS)}"):
         archs.resolve("rnn")
-    with pytest.raises(ValueError, match="no setting"):
+    with pytest.raises(SettingsError, match="no setting"):
         archs.config("gru", {"n_head": 2})
     assert {archs.build(a, {"vocab_size": len(CODEC)})[0].layout for a in archs.ARCHS} == set(layouts.LAYOUTS)
+
+
+@pytest.mark.parametrize("arch", list(archs.ARCHS))
+def test_a_config_checks_its_values(arch):
+    """Each Config checks what it declares (SettingsError, one line): text from --set takes the
+    field's type, and a value the model cannot take is refused before anything is built."""
+    fields_of = {f.name: f.type for f in fields(archs.ARCHS[arch].Config)}
+    assert archs.config(arch, {"d_model": "32", "dropout": "0.1"}).d_model == 32
+    for bad in ({"d_model": "abc"}, {"dropout": "1.5"}, {"d_model": 0}, {"n_layer": -1}):
+        with pytest.raises(SettingsError):
+            archs.config(arch, bad)
+    if "n_head" in fields_of:
+        with pytest.raises(SettingsError, match="n_head must divide d_model"):
+            archs.config(arch, {"n_head": 3, "d_model": 32})
+        with pytest.raises(SettingsError, match="pos must be one of"):
+            archs.config(arch, {"pos": "foo"})
 
 
 @pytest.mark.parametrize("arch", list(archs.ARCHS))
@@ -73,14 +92,19 @@ def test_provides_the_arch_interface(arch):
     mod = archs.ARCHS[arch]
     for name in archs.Arch.__annotations__:
         assert hasattr(mod, name), name
-    assert {"lr", "batch_size"} <= set(mod.TRAIN_DEFAULTS)
+    assert {"lr", "batch_size"} <= set(mod.TRAIN_DEFAULTS) <= set(TRAIN_KEYS)
     known = {f.name for f in fields(mod.Config)}
     for task in (make_task(t) for t in TASKS):
-        assert set(mod.task_defaults(task)) <= known and set(mod.task_train_defaults(task)) <= {"lr", "batch_size", "warmup", "weight_decay"}
+        assert set(mod.task_defaults(task)) <= known and set(mod.task_train_defaults(task)) <= set(TRAIN_KEYS)
         assert set(mod.GROWN_BY_TASK) <= set(mod.task_defaults(task))
     space = mod.search_space(optuna.create_study().ask())
-    assert set(space["model"]) <= known and set(space["train"]) <= {"lr", "batch_size", "warmup", "weight_decay"}
+    assert set(space["model"]) <= known and set(space["train"]) <= set(TRAIN_KEYS)
     assert layouts.LAYOUTS[build(arch)[0].layout]
+    model = build(arch)[0]
+    names = [n for n, p in model.named_parameters() if p.dim() == 2]
+    for target, prefixes in mod.LORA_TARGETS.items():  # each LoRA target names weight matrices the model has
+        assert any(n.startswith(x) or f".{x}" in f".{n}" for n in names for x in prefixes), (arch, target)
+    assert set(mod.EXPORT) == {"state_grows", "prompts_of_one_length"}
 
 
 @pytest.mark.parametrize("arch", [*archs.ARCHS, "gpt-nope", *FIRE])
@@ -216,7 +240,8 @@ def test_rnn_with_flat_cudnn_weights_saves_loads_and_scores_the_same(arch, tmp_p
 
 
 def test_weights_of_another_shape_name_the_tensor(tmp_path):
-    from runs import RunError, load_weights
+    from errors import RunError
+    from runs import load_weights
     model, cfg = build("gpt")
     save_run(tmp_path / "run", model, None, run_config("gpt", cfg), {}, "")
     bigger, _ = build("gpt", d_model=64)
@@ -354,10 +379,8 @@ def test_place_bias_decodes_step_by_step_as_the_whole_sequence(arch):
 def test_train_defaults_apply_below_flags():
     """Every architecture trains arithmetic with * or / under weight decay unless --weight-decay
     says otherwise; + and - alone keep none, and so does bracket closing but for gru's own default."""
-    from rich.console import Console
-
     import dataset as D
-    from train import TrainConfig, setup_model
+    from settings import Request, resolve
     four = D.DataSpec("arith", {"ops": "+-*/", "format": "scratch"})
     for arch, spec, given, expected in (("gpt", four, None, 0.1), ("gpt", four, 0.0, 0.0), ("gpt", four, 0.3, 0.3),
                                         ("gpt", D.DataSpec("bracket", None), None, 0.0), ("gru", four, None, 0.1),
@@ -366,9 +389,7 @@ def test_train_defaults_apply_below_flags():
                                         ("ber", D.DataSpec("bracket", None), None, 0.0),
                                         ("gru", D.DataSpec("bracket", None), None, 0.1), ("gru", D.DataSpec("bracket", None), 0.0, 0.0),
                                         ("lstm", D.DataSpec("bracket", None), None, 0.0)):
-        cfg = TrainConfig(arch=arch, budget="1s", data=spec, weight_decay=given)
-        setup_model(cfg, "cpu", Console(quiet=True))
-        assert cfg.weight_decay == expected, (arch, spec.task, given)
+        assert resolve(Request(arch=arch, budget="1s", data=spec, weight_decay=given)).train.weight_decay == expected, (arch, spec.task, given)
 
 
 def test_task_defaults_apply_below_set():
@@ -376,10 +397,9 @@ def test_task_defaults_apply_below_set():
     tra two layers of width 64 for * and /, gru width 96 for bracket closing, gru and lstm two layers for * and /,
     unless --set says otherwise; other
     tasks and architectures keep Config's defaults."""
-    from rich.console import Console
-
+    import archs
     import dataset as D
-    from train import TrainConfig, setup_model
+    from settings import Request, resolve
     reversed_arith = D.DataSpec("arith", {"ops": "+-", "format": "reversed"})
     for arch, spec, model, places, bias in (("gpt", reversed_arith, {}, False, 2), ("gpt", reversed_arith, {"place_bias": 0}, False, 0),
                                             ("gpt", reversed_arith, {"places": True}, True, 2),
@@ -391,14 +411,14 @@ def test_task_defaults_apply_below_set():
                                             ("ber", reversed_arith, {}, False, 2), ("ber", reversed_arith, {"place_bias": 0}, False, 0),
                                             ("ber", D.DataSpec("arith", {"ops": "+-*/", "format": "reversed"}), {}, False, 0),
                                             ("ber", D.DataSpec("bracket", None), {}, False, 0)):
-        cfg = TrainConfig(arch=arch, budget="1s", data=spec, model=dict(model))
-        m, codec, _, _ = setup_model(cfg, "cpu", Console(quiet=True))
-        assert cfg.model["places"] is places and cfg.model.get("place_bias", 0) == bias, (arch, spec, model)
+        s = resolve(Request(arch=arch, budget="1s", data=spec, model=dict(model)))
+        m, _ = archs.build(arch, s.model)
+        assert s.model["places"] is places and s.model.get("place_bias", 0) == bias, (arch, spec, model)
         assert (m.places is not None) is (places or bias > 0), (arch, spec, model)
         if arch == "gpt":  # no position bias on bracket closing (NoPE), ALiBi elsewhere
-            assert cfg.model["pos"] == model.get("pos", "none" if spec.task == "bracket" else "alibi")
+            assert s.model["pos"] == model.get("pos", "none" if spec.task == "bracket" else "alibi")
         if places or bias:
-            assert cfg.model["digit_ids"] == codec.number_ids()[0]
+            assert s.model["digit_ids"] == s.codec.number_ids()[0]
     four = D.DataSpec("arith", {"ops": "+-*/", "format": "scratch"})
     bracket = D.DataSpec("bracket", None)
     for arch, spec, model, width in (("tra", four, {}, 64), ("tra", four, {"d_model": 96}, 96), ("tra", bracket, {}, 32),
@@ -406,14 +426,14 @@ def test_task_defaults_apply_below_set():
                                      ("gru", bracket, {"d_model": 128}, 128), ("gru", four, {}, 128), ("lstm", bracket, {}, 128),
                                      ("lstm", four, {}, 128), ("lstm", four, {"n_layer": 1}, 128),
                                      ("lstm", D.DataSpec("arith", {"ops": "+-"}), {}, 128)):
-        cfg = TrainConfig(arch=arch, budget="1s", data=spec, model=dict(model))
-        m, _, _, _ = setup_model(cfg, "cpu", Console(quiet=True))
-        assert cfg.model["d_model"] == width and m.emb.embedding_dim == width, (arch, spec.task, model)
+        s = resolve(Request(arch=arch, budget="1s", data=spec, model=dict(model)))
+        m, _ = archs.build(arch, s.model)
+        assert s.model["d_model"] == width and m.emb.embedding_dim == width, (arch, spec.task, model)
         layers = model.get("n_layer", 2 if spec is four else 1)  # two layers (each side for tra) for * and /, one elsewhere
         if arch == "tra":
-            assert cfg.model["n_layer"] == len(m.encoder) == len(m.decoder) == layers
+            assert s.model["n_layer"] == len(m.encoder) == len(m.decoder) == layers
         else:
-            assert cfg.model["n_layer"] == m.rnn.num_layers == layers, (arch, spec.task, model)
+            assert s.model["n_layer"] == m.rnn.num_layers == layers, (arch, spec.task, model)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

@@ -35,7 +35,7 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
     assert "## quick-bracket-15s, trained for 3s" in report and "| gru" in report and "| gpt" in report
     assert os.path.getsize(results / "quick-bracket-15s-3s.png") > 1000, "a preset under --budget is drawn apart"
     assert "![quick-bracket-15s](quick-bracket-15s-3s.png)" in report
-    assert os.path.getsize(results / "accuracy_vs_budget.png") > 1000
+    assert not list(results.glob("accuracy_vs_budget*")), "one budget: no accuracy-versus-budget picture"
     for run in df["run"]:  # every run is a normal run folder, scored by evaluate.py
         assert (tmp_path / run / "metrics.json").exists()
         assert any(f.startswith("evaluation_summary") for f in os.listdir(tmp_path / run))
@@ -217,6 +217,21 @@ def test_report_shows_gpu_rows_beside_cpu_rows(tmp_path, monkeypatch):
     assert "`gpt (NVIDIA H200)` d_model=64, lr=0.003, batch_size=512" in text
 
 
+def test_accuracy_versus_budget_is_drawn_per_problem_set(tmp_path, monkeypatch):
+    """A problem set (task, options, sizes) trained by presets at two time budgets or more gets
+    accuracy_vs_budget-<set>.png, linked from the report; step budgets and studies stay out."""
+    monkeypatch.setattr(bench, "RESULTS", str(tmp_path))
+    plan = {"d_model": 64}
+    rows = [{**device_row("gpt", 0, 0.9, "cpu", plan), "preset": "bracket-1min", "budget": "1min"},
+            {**device_row("gpt", 0, 1.0, "cpu", plan), "preset": "bracket-10min", "budget": "10min"},
+            {**device_row("gpt", 0, 1.0, "cpu", plan), "preset": "pos-bracket-fire", "budget": "8000steps"},
+            {**device_row("gpt", 0, 0.5, "cpu", plan), "preset": "arith-addsub-10min", "budget": "10min"}]
+    assert bench.budget_plots(pd.DataFrame(rows).assign(series="gpt"), bench.PRESETS) == ["accuracy_vs_budget-bracket.png"]
+    assert os.path.getsize(tmp_path / "accuracy_vs_budget-bracket.png") > 1000
+    bench.report(pd.DataFrame(rows), {})
+    assert "![accuracy versus budget, bracket](accuracy_vs_budget-bracket.png)" in (tmp_path / "README.md").read_text()
+
+
 def test_gpu_use_averages_the_readings_of_the_training_loop():
     readings = iter([10, 50, 70, 90] + [100] * 1000)
     with bench.GpuUse("cpu", read=lambda: next(readings), every=0.01) as use:
@@ -241,7 +256,7 @@ def test_a_preset_under_another_budget_is_reported_apart(tmp_path, monkeypatch):
     preset's study table (the study compares every preset at its own budget)."""
     monkeypatch.setattr(bench, "RESULTS", str(tmp_path))
     drawn = {}
-    monkeypatch.setattr(bench.evaluate, "plot_curves", lambda curves, axis, trained, path, title: drawn.update({os.path.basename(path): curves}))
+    monkeypatch.setattr(bench.scoring, "plot_curves", lambda curves, label, trained, path, title: drawn.update({os.path.basename(path): curves}))
     study = {"pos-x": bench.Preset("bracket", {}, "8000steps", [0], "goal", study="s"),
              "pos-y": bench.Preset("bracket", {}, "8000steps", [0], "goal", study="s")}
     def row(preset, budget, em50):

@@ -9,11 +9,13 @@ from safetensors.torch import save_model
 
 import archs
 import dataset as D
-import evaluate
+import scoring
 import infer
 from codec import SPECIALS, Codec, UnknownSymbols
-from runs import RunError, load_run
-from tasks import BadInput, codec_of, make_task
+from errors import RunError
+from runs import load_run
+from errors import BadInput
+from tasks import codec_of, make_task
 
 # The global vocabulary every run and data folder used before codecs (config.json "vocab").
 LEGACY_VOCAB = ["<pad>", "<bos>", "<sep>", "<eos>", "<mask>", "(", ")", "[", "]", "{", "}", "【", "】",
@@ -63,14 +65,15 @@ def test_a_run_saved_before_codecs_loads_and_scores_the_same(tmp_path, arch):
     assert run.codec.tokens == LEGACY_VOCAB and run.task.name == "bracket"
     exs = make_task("bracket").sample(torch.Generator().manual_seed(0), 40)
     assert infer.predict(run.model, run.codec, exs, run.task) == infer.predict(model.eval(), run.codec, exs, run.task)
-    result = evaluate.evaluate_run(str(run_dir), "cpu")
+    result = scoring.evaluate_run(str(run_dir), "cpu")
     assert result["test"]["n"] == 200 and os.path.exists(result["files"]["summary"])
 
 
 def test_a_run_saved_before_codecs_resumes(tmp_path):
-    from train import TrainConfig, train
+    from settings import Request
+    from training import train
     run_dir, _ = legacy_run(tmp_path, "gru")
-    m = train(TrainConfig(arch="gru", budget="2s", resume=str(run_dir), models_dir=str(tmp_path / "models"),
+    m = train(Request(arch="gru", budget="2s", resume=str(run_dir), models_dir=str(tmp_path / "models"),
                           data_dir=str(tmp_path / "data")), quiet=True)
     resumed = load_run(m["run"])
     assert resumed.codec.tokens == LEGACY_VOCAB and m["steps"] > 0 and m["total_steps"] == m["steps"] + 1

@@ -11,7 +11,7 @@ import torch
 
 import archs
 import dataset as D
-import evaluate
+import scoring
 import infer
 from codec import EOS
 from conftest import assert_one_line_error, run_cli, run_main
@@ -70,18 +70,28 @@ def test_oracle_scores_100_and_untrained_scores_near_0(tmp_path, task_name, opti
         settings = {"vocab_size": len(codec), **({"n_slots": task.max_target_len() + 1} if arch == "ber" else {})}
         model, _ = archs.build(arch, settings)
         em = infer.exact_match(model, codec, test, task)
-        assert em <= 0.02 + evaluate.baselines(test, test)["empty answer"], (arch, em)
+        assert em <= 0.02 + scoring.baselines(test, test)["empty answer"], (arch, em)
 
 
 def test_metrics():
-    df = evaluate.per_example([Example("((", "))", {}), Example("(", ")", {})], ["))", ")]"], codec_of(make_task("bracket")), make_task("bracket"))
+    df = scoring.per_example([Example("((", "))", {}), Example("(", ")", {})], ["))", ")]"], codec_of(make_task("bracket")), make_task("bracket"))
     assert df["correct"].tolist() == [True, False]
     assert df["token_acc"].tolist() == [1.0, 0.5] and df["edit_dist"].tolist() == [0.0, 0.5]
-    assert evaluate.edit_distance(list("kitten"), list("sitting")) == 3
+    assert scoring.edit_distance(list("kitten"), list("sitting")) == 3
     scratch = make_task("arith", {"format": "scratch"})  # exact match scores the result after the scratch pad
-    df = evaluate.per_example([Example("47*23", "141+049=1801", {})] * 3, ["141+049=1801", "999=1801", "141+049=1800"],
+    df = scoring.per_example([Example("47*23", "141+049=1801", {})] * 3, ["141+049=1801", "999=1801", "141+049=1800"],
                               codec_of(scratch), scratch)
     assert df["correct"].tolist() == [True, True, False] and df["token_acc"].tolist()[0] == 1.0
+
+
+def test_breakdown_groups_are_in_numeric_order():
+    """Lengths 61..120 by tens read 61-70 ... 111-120 (sorted as text, 101-110 came first);
+    operand digits 2x1 before 10x1."""
+    from tasks.common import group_order
+    df = pd.DataFrame({"length": [65, 105, 118, 99], "depth": [1, 10, 2, 1], "correct": [True, False, True, True]})
+    by = scoring.breakdown(df, make_task("bracket"))
+    assert list(by["length"]) == ["61-70", "91-100", "101-110", "111-120"] and list(by["depth"]) == ["1", "2", "10"]
+    assert sorted(["10x1", "2x1", "2x10", "+"], key=group_order) == ["2x1", "2x10", "10x1", "+"]
 
 
 def test_evaluate_cli_latest_and_all(trained_run):
@@ -184,7 +194,7 @@ def test_accuracy_curve_and_comparison(trained_run, arith_run):
     c = pd.read_csv(run / "by_length.csv")
     assert list(c["value"]) == list(range(1, 4 * max_len + 1)) and (c["n"] <= 3).all() and c["n"].sum() > 300
     assert c["exact_match"].dropna().between(0, 1).all() and os.path.getsize(run / "by_length.png") > 1000
-    assert "exact match by length" in p.stdout
+    assert "exact match by input length" in p.stdout
     p, _ = run_cli("evaluate.py", str(run), "--curve", "--per-value", "3", cwd=cwd)
     assert p.returncode == 0 and (run / "by_length.2.csv").exists() and (run / "by_length.csv").exists()
     p, _ = run_cli("evaluate.py", "--compare", str(run), str(run), "--models-dir", str(cwd / "plots"), cwd=cwd)

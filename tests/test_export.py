@@ -10,12 +10,14 @@ import pytest
 import archs
 import dataset as D
 import infer
-import export
+import onnxexport
 import layouts
 import onnxrun
 from conftest import ROOT, assert_one_line_error, run_cli, run_main
-from runs import RunError, load_run
-from train import TrainConfig, train
+from errors import OnnxError
+from runs import load_run
+from settings import Request
+from training import train
 
 TINY = {"gru": {"d_model": 32}, "lstm": {"d_model": 32, "places": True}, "tra": {"d_model": 32, "places": True, "place_bias": 2},
         "ber": {"d_model": 32, "n_layer": 1, "place_bias": 2}, "gpt": {"d_model": 32, "n_layer": 1, "places": True, "place_bias": 2}}
@@ -28,7 +30,7 @@ def tiny_runs(tmp_path_factory):
     runs = {}
     for arch in archs.ARCHS:
         task = ("arith", {"ops": "+-", "format": "reversed"}) if arch in ARITH else ("bracket", None)
-        m = train(TrainConfig(arch=arch, budget="2s", data=D.DataSpec(task[0], task[1], 2000, 100, 150, 100),
+        m = train(Request(arch=arch, budget="2s", data=D.DataSpec(task[0], task[1], 2000, 100, 150, 100),
                               model=dict(TINY[arch]), models_dir=str(root / "models"), data_dir=str(root / "data")), quiet=True)
         runs[arch] = m["run"]
     return root, runs
@@ -43,7 +45,7 @@ def exported(tiny_runs):
 
     def get(arch):
         if arch not in infos:
-            infos[arch] = export.export(runs[arch], int8=True, log=lambda *_: None)
+            infos[arch] = onnxexport.export(runs[arch], int8=True, log=lambda *_: None)
         return infos[arch]
     return get
 
@@ -151,7 +153,7 @@ def test_declared_output_shapes_hold_at_every_length(tiny_runs, exported, arch, 
                 ort_run_checked(sess["model.onnx"], {"tokens": x.numpy(), "slot_pos": slot_pos.numpy()})
                 continue
             first = prompt[:, :1].copy()
-            first[:] = export.BOS
+            first[:] = onnxexport.BOS
             outs = ort_run_checked(sess["model.onnx"], {"tokens": prompt} if info["layout"] == "decoder" else {"src": prompt, "tokens": first})
             for _ in range(3):
                 feed = {"tokens": outs[0][:, -1:].argmax(-1), **{f"past_{k}": v for k, v in zip(info["state"], outs[1:])}}
@@ -161,7 +163,7 @@ def test_declared_output_shapes_hold_at_every_length(tiny_runs, exported, arch, 
 
 @pytest.mark.parametrize("arch", list(archs.ARCHS))
 def test_weights_are_stored_once(tiny_runs, exported, arch):
-    """A runtime's graphs hold no weights: every initializer of export.SMALL bytes or more lies in
+    """A runtime's graphs hold no weights: every initializer of onnxexport.SMALL bytes or more lies in
     its one data file, where no tensor is stored twice and nothing else is kept but alignment."""
     import onnx
     import safetensors.torch
@@ -176,7 +178,7 @@ def test_weights_are_stored_once(tiny_runs, exported, arch):
             used_by.append(set())
             for t in g.initializer:
                 if t.data_location != onnx.TensorProto.EXTERNAL:
-                    assert onnx.numpy_helper.to_array(t).nbytes < export.SMALL, (name, t.name)
+                    assert onnx.numpy_helper.to_array(t).nbytes < onnxexport.SMALL, (name, t.name)
                     continue
                 ext = {e.key: int(e.value) if e.key != "location" else e.value for e in t.external_data}
                 assert ext["location"] == onnxrun.DATA[rt]
@@ -209,11 +211,11 @@ def test_node_client_answers_like_predict(tiny_runs, exported, arch, tmp_path):
     node = node_or_skip()
     root, runs = tiny_runs
     if arch == "ber-refine":
-        m = train(TrainConfig(arch="ber", budget="30steps", data=D.DataSpec("bracket", None, 2000, 100, 150, 100),
+        m = train(Request(arch="ber", budget="30steps", data=D.DataSpec("bracket", None, 2000, 100, 150, 100),
                               model={"d_model": 32, "n_layer": 1, "refine": True}, models_dir=str(tmp_path / "models"),
                               data_dir=str(root / "data")), quiet=True)
         run = m["run"]
-        export.export(run, log=lambda *_: None)
+        onnxexport.export(run, log=lambda *_: None)
     else:
         exported(arch)
         run = runs[arch]
@@ -243,7 +245,7 @@ def test_runtimes_from_the_command_line(tiny_runs, exported):
 
 def test_runtimes_bench_measures_all_three(tiny_runs, monkeypatch, tmp_path):
     import importlib.util
-    spec = importlib.util.spec_from_file_location("runtimes", os.path.join(os.path.dirname(export.__file__), "bench", "runtimes.py"))
+    spec = importlib.util.spec_from_file_location("runtimes", os.path.join(os.path.dirname(onnxexport.__file__), "bench", "runtimes.py"))
     R = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(R)
     root, runs = tiny_runs
@@ -290,9 +292,9 @@ def test_export_bad_input(tiny_runs, exported, tmp_path, monkeypatch):
     assert_one_line_error(p)
     assert "export.json does not describe this run's export; export again with: python export.py" in p.stderr
     run = copy(with_export=False)
-    monkeypatch.setattr(export, "parity", lambda run, model, inputs, ours: (99, "'((': PyTorch '))', onnxruntime ')'", []))
-    with pytest.raises(RunError, match="disagrees with PyTorch on 1 of 100 validation problems, first '\\(\\('"):
-        export.export(run, log=lambda *_: None)
+    monkeypatch.setattr(onnxexport, "parity", lambda run, model, inputs, ours: (99, "'((': PyTorch '))', onnxruntime ')'", []))
+    with pytest.raises(OnnxError, match="disagrees with PyTorch on 1 of 100 validation problems, first '\\(\\('"):
+        onnxexport.export(run, log=lambda *_: None)
     left = os.listdir(run)
     assert not {"model.onnx", "step.onnx", "weights.data", "export.json"} & set(left) and not any(f.startswith(".tmp-") for f in left)
 
@@ -300,8 +302,8 @@ def test_export_bad_input(tiny_runs, exported, tmp_path, monkeypatch):
 @pytest.mark.parametrize("arch", ["tra", "ber", "gpt"])
 def test_learned_positions_export_with_parity(tmp_path, arch):
     """FIRE's bias, a small network of the positions, goes into the graphs and answers alike."""
-    m = train(TrainConfig(arch=arch, budget="30steps", data=D.DataSpec("bracket", None, 2000, 100, 150, 100),
+    m = train(Request(arch=arch, budget="30steps", data=D.DataSpec("bracket", None, 2000, 100, 150, 100),
                           model={"d_model": 32, "n_layer": 1, "pos": "fire"}, models_dir=str(tmp_path / "models"),
                           data_dir=str(tmp_path / "data")), quiet=True)
-    info = export.export(m["run"], log=lambda *_: None)
+    info = onnxexport.export(m["run"], log=lambda *_: None)
     assert info["parity"]["same_answers"] == info["parity"]["problems"] == 100

@@ -14,7 +14,8 @@ import lora
 from conftest import SMALL, assert_one_line_error, run_cli, run_main
 from runs import load_run
 from tasks import make_task
-from train import TrainConfig, train
+from settings import Request
+from training import train
 
 TINY = {"gru": {"d_model": 32}, "lstm": {"d_model": 32}, "tra": {"d_model": 32}, "ber": {"d_model": 32, "n_layer": 1},
         "gpt": {"d_model": 32, "n_layer": 1}}
@@ -34,10 +35,10 @@ def small(task, **options):
 @pytest.mark.parametrize("arch", list(archs.ARCHS))
 def test_lora_trains_adapters_only_and_saves_plain_weights(arch, tmp_path):
     common = {"models_dir": str(tmp_path / "models"), "data_dir": str(tmp_path / "data")}
-    parent = train(TrainConfig(arch=arch, budget="1s", data=small("arith", ops="+-", format="reversed"), model=dict(TINY[arch]),
+    parent = train(Request(arch=arch, budget="1s", data=small("arith", ops="+-", format="reversed"), model=dict(TINY[arch]),
                                **common), quiet=True)["run"]
     before = folder_digest(parent)
-    m = train(TrainConfig(arch=arch, budget="1s", data=small("arith", ops="+-*", format="reversed"), init_from=parent,
+    m = train(Request(arch=arch, budget="1s", data=small("arith", ops="+-*", format="reversed"), init_from=parent,
                           lora=4, **common), quiet=True)
     assert 0 < m["trainable_params"] < m["params"] / 2 and m["steps"] > 0
     child = load_run(m["run"])  # plain weights: every tool loads the run unchanged
@@ -56,7 +57,7 @@ def test_lora_on_recurrent_weights_changes_the_function():
     model, _ = archs.build("gru", {"d_model": 16, "vocab_size": 12})
     x = torch.randint(5, 12, (2, 7))
     before = model(x)
-    names = lora.add(model, 2, 4.0, ("rnn",))
+    names = lora.add(model, "gru", 2, 4.0, "rnn")
     assert names == ["rnn.weight_ih_l0", "rnn.weight_hh_l0"] and torch.allclose(model(x), before)  # B = 0
     with torch.no_grad():
         model.rnn.parametrizations.weight_hh_l0[0].B.fill_(0.1)
@@ -69,7 +70,7 @@ def test_lora_on_recurrent_weights_changes_the_function():
 
 def test_init_from_grows_the_codec_and_ber_slots(tmp_path):
     common = {"models_dir": str(tmp_path / "models"), "data_dir": str(tmp_path / "data")}
-    parent = train(TrainConfig(arch="ber", budget="1s", data=small("arith", ops="+-", digits=2), model=dict(TINY["ber"]),
+    parent = train(Request(arch="ber", budget="1s", data=small("arith", ops="+-", digits=2), model=dict(TINY["ber"]),
                                **common), quiet=True)["run"]
     p, _ = run_cli("train.py", "ber", "1s", "--task", "arith", "--ops", "+-", "--digits", "3", "--format", "latex",
                    "--init-from", parent, *SMALL, "--models-dir", common["models_dir"], "--data-dir", common["data_dir"],
@@ -86,7 +87,7 @@ def test_init_from_grows_the_codec_and_ber_slots(tmp_path):
 
 def test_fine_tuning_bad_input_is_one_line_and_writes_nothing(tmp_path):
     models = tmp_path / "models"
-    parent = train(TrainConfig(arch="gpt", budget="1s", data=small("bracket"), model=dict(TINY["gpt"]), models_dir=str(models),
+    parent = train(Request(arch="gpt", budget="1s", data=small("bracket"), model=dict(TINY["gpt"]), models_dir=str(models),
                                data_dir=str(tmp_path / "data")), quiet=True)["run"]
     broken = tmp_path / "broken"
     os.makedirs(broken)

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 from fastapi.testclient import TestClient
 
-import predict
+import infer
 import serve
 from conftest import ROOT, assert_one_line_error, run_cli, run_main
 from runs import load_run
@@ -34,7 +34,7 @@ def test_predict_health_model_and_page(client, trained_run):
     body = r.json()
     assert len(body["outputs"]) == 3 and body["outputs"][0] == body["outputs"][2], "typed spaces are read away"
     assert all(0 < p <= 1 for p in body["probabilities"]) and body["warnings"] == [[], [], []] and "latex" not in body
-    local = predict.ask(load_run(trained_run[1]), ["(((", "【{"])
+    local = infer.ask(load_run(trained_run[1]), ["(((", "【{"])
     assert body["outputs"][:2] == [x["answer"] for x in local], "the same answers as predict.py"
     assert client.get("/health").json() == {"status": "ok"}
     m = client.get("/model").json()
@@ -51,8 +51,9 @@ def test_a_scratch_pad_answer_carries_its_work(tmp_path, monkeypatch):
     products, as predict --json does; an answer without a scratch pad has none (null)."""
     import dataset as D
     import infer
-    from train import TrainConfig, train
-    m = train(TrainConfig(arch="gpt", budget="1steps", data=D.DataSpec("arith", {"ops": "+*", "format": "scratch"}, 500, 50, 50, 50),
+    from settings import Request
+    from training import train
+    m = train(Request(arch="gpt", budget="1steps", data=D.DataSpec("arith", {"ops": "+*", "format": "scratch"}, 500, 50, 50, 50),
                           model={"d_model": 16, "n_layer": 1}, models_dir=str(tmp_path / "models"), data_dir=str(tmp_path / "data")),
               quiet=True)
     def answers(model, codec, problems, n, device):  # what a trained model writes: results reversed after the partial products
@@ -99,8 +100,8 @@ def test_wrong_method_and_path_are_4xx(client):
 def test_concurrent_requests_share_a_forward_pass(trained_run, monkeypatch):
     run = load_run(trained_run[1])
     calls = []
-    real_ask = predict.ask
-    monkeypatch.setattr(predict, "ask", lambda r, texts, device: calls.append(len(texts)) or real_ask(r, texts, device))
+    real_ask = infer.ask
+    monkeypatch.setattr(infer, "ask", lambda r, texts, device: calls.append(len(texts)) or real_ask(r, texts, device))
     inputs = ["(" * k for k in range(1, 11)]
 
     async def scenario():
@@ -211,6 +212,6 @@ def test_the_page_in_a_real_browser(server, trained_run):
         error = driver.find_element(By.ID, "error").text
     finally:
         driver.quit()
-    expected = predict.ask(load_run(trained_run[1]), ["((【"])[0]
+    expected = infer.ask(load_run(trained_run[1]), ["((【"])[0]
     assert error == "" and shown == (expected["answer"] or "(nothing)")
     assert probability == f"({100 * expected['probability']:.2f}%)"

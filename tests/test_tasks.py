@@ -9,13 +9,15 @@ import torch
 from fastapi.testclient import TestClient
 
 import dataset as D
-import evaluate
+import scoring
 import serve
 from codec import Codec
 from conftest import run_main
+from errors import BadInput
 from runs import load_run
-from tasks import TASKS, BadInput, Task, codec_of, make_task, options_of
-from train import TrainConfig, train
+from settings import Request
+from tasks import TASKS, Task, codec_of, make_task, options_of
+from training import train
 
 NAMES = list(TASKS)
 SMALL = dict(train_size=600, val_size=40, test_size=60, ood_size=40)
@@ -36,7 +38,10 @@ def test_declares_the_interface(name):
     assert isinstance(task, Task) and task.name == name
     assert [f.name for f in options_of(task.Config)] == [f.name for f in fields(task.Config)]
     assert all(f.metadata["help"] for f in options_of(task.Config))
-    assert set(task.breakdowns) <= set(sample(task, 1)[0].meta)
+    assert set(task.breakdowns) <= set(sample(task, 1)[0].meta) and all(w >= 1 for w in task.breakdowns.values())
+    axis = task.axis()
+    assert axis.name and axis.label and 1 <= axis.trained <= axis.limit
+    assert all(isinstance(label, str) and label for label in task.extras.values())
     Codec(task.symbols())  # distinct, non-empty symbols
 
 
@@ -57,7 +62,9 @@ def test_targets_fit_the_codec_and_the_limits(name):
             for text, limit in ((e.input, task.max_input_len()), (e.target, task.max_target_len())):
                 ids = codec.encode(text)
                 assert codec.decode(ids) == text and len(ids) <= limit, (text, limit)
-            assert task.scored(e.target) == task.scored(e.target) and task.present(e.input, e.target)["answer"] is not None
+            assert e.target.endswith(task.scored(e.target)), "exact match compares the end of an answer (or all of it)"
+            shown = task.present(e.input, e.target)
+            assert isinstance(shown["answer"], str) and set(shown) <= {"answer", *task.extras}, shown
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -92,8 +99,8 @@ def test_splits_are_disjoint_and_ood_is_new(name, tmp_path):
 def test_every_script_works_with_it(name, tmp_path, monkeypatch):
     """A tiny run of the task trains and saves, scores, answers at predict.py and on serve.py's page."""
     monkeypatch.chdir(tmp_path)
-    m = train(TrainConfig("gpt", "20steps", D.DataSpec(name, {}, **SMALL), model={"d_model": 32, "n_layer": 1}), quiet=True)
-    result = evaluate.evaluate_run(m["run"], "cpu")
+    m = train(Request("gpt", "20steps", D.DataSpec(name, {}, **SMALL), model={"d_model": 32, "n_layer": 1}), quiet=True)
+    result = scoring.evaluate_run(m["run"], "cpu")
     assert set(result["test"]["breakdown"]) == set(make_task(name).breakdowns)
     problem = sample(make_task(name), 1)[0].input
     p = run_main("predict.py", m["run"], "--json", problem, cwd=tmp_path)
@@ -130,12 +137,14 @@ def test_curve_sets_are_seeded_frozen_and_held_out(name, tmp_path):
         D.load_curve(folder)
 
 
-@pytest.mark.parametrize("name,value_of", [("bracket", lambda e: e.meta["length"]), ("reverse", lambda e: e.meta["length"]),
-                                           ("arith", lambda e: max(int(k) for k in e.meta["digits"].split("x")))])
-def test_sample_at_pins_the_axis(name, value_of):
+@pytest.mark.parametrize("name", NAMES)
+def test_sample_at_pins_the_axis(name):
+    """sample_at(v) draws problems whose axis value (Task.axis_value) is v, in and past training;
+    sample() draws them within 1..trained."""
     task = make_task(name)
     for v in (1, 2, task.axis().trained + 3):
-        assert {value_of(e) for e in task.sample_at(torch.Generator().manual_seed(v), 50, v)} == {v}
+        assert {task.axis_value(e) for e in task.sample_at(torch.Generator().manual_seed(v), 50, v)} == {v}
+    assert all(1 <= task.axis_value(e) <= task.axis().trained for e in sample(task))
 
 
 def test_a_small_problem_space_trains(tmp_path):
