@@ -64,7 +64,8 @@ def show(result):
     ood_label = ood_name(result.get("ood_options", {}))
     for split in ("test", "ood"):
         r = result[split]
-        t.add_row(split if split == "test" else ood_label, f"{r['exact_match']:.2%}", f"{r['token_accuracy']:.2%}", f"{r['edit_distance']:.3f}", str(r["n"]))
+        t.add_row(split if split == "test" else ood_label, f"{r['exact_match']:.2%}", f"{r['token_accuracy']:.2%}",
+                  f"{r['edit_distance']:.3f}", str(r["n"]))
     for name, v in result["baselines"].items():
         t.add_row(f"baseline: {name}", f"{v:.2%}", "", "", "")
     console.print(t)

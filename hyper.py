@@ -30,8 +30,20 @@ import dataset as D
 from cli import Parser, ask, fail
 from errors import SettingsError, StudyError, UserError
 from settings import BUDGET_HELP, TIME_HELP, Budget, parse_budget
-from studies import (DEFAULT_STORAGE, DEFAULT_TRIAL_BUDGET, WORKERS_PER_GPU, console, default_workers, list_studies, load_study,
-                     new_study, open_storage, report, run_study, study_settings)
+from studies import (
+    DEFAULT_STORAGE,
+    DEFAULT_TRIAL_BUDGET,
+    WORKERS_PER_GPU,
+    console,
+    default_workers,
+    list_studies,
+    load_study,
+    new_study,
+    open_storage,
+    report,
+    run_study,
+    study_settings,
+)
 
 
 def one_of_1_2(text):

@@ -11,8 +11,9 @@ get one adapter each, like any linear map.
 Targets are what an architecture's LORA_TARGETS names (archs/): `attn` (attention projections),
 `mlp`, `rnn` (recurrent weights), `head`, `emb`, or `all` of them, each a set of parameter-name
 prefixes. The default adapts what transforms the hidden state (attention, MLP and recurrent
-weights), not the embeddings, which the attention models tie to their output head. At save, merge() folds each B A into its W, so the saved run is plain weights
-that every tool loads unchanged; the adapters are kept beside them (adapters.safetensors).
+weights), not the embeddings, which the attention models tie to their output head. At save,
+merge() folds each B A into its W, so the saved run is plain weights that every tool loads
+unchanged; the adapters are kept beside them (adapters.safetensors).
 """
 import torch
 import torch.nn as nn

@@ -25,8 +25,9 @@ export leaves nothing that looks finished.
 scale per block of 32 input rows) and keeps the activations float. It works on the graphs already
 checked, with the runtime that runs them, where torch's quantisation would make a second model to
 export. Weight-only int8 keeps the answers of the float graphs far better than dynamic
-quantisation of the activations too (docs/export.md has the measurement). Embedding lookups and the recurrent cells (GRU and LSTM nodes, not matrix products) stay
-float, so gru's and lstm's int8 graphs differ from the float ones in the output head alone. Its
+quantisation of the activations too (docs/export.md has the measurement). Embedding lookups and
+the recurrent cells (GRU and LSTM nodes, not matrix products) stay float, so gru's and lstm's
+int8 graphs differ from the float ones in the output head alone. Its
 validation exact match is printed beside PyTorch's.
 """
 import contextlib
@@ -98,7 +99,8 @@ def graphs(run, n=4) -> tuple[list[dict], list[str]]:
     shapes, input and output names, and a probe: other inputs, each dimension but the model's own
     sizes different (one problem fewer, one more <pad> column, one more step), to see which output
     dimensions vary; and the state's names."""
-    m = run.model.eval().requires_grad_(False)  # traced for inference: a mask computed from a parameter (gpt's place bias) must not need grad
+    # traced for inference: a mask computed from a parameter (gpt's place bias) must not need grad
+    m = run.model.eval().requires_grad_(False)
     val = run.split("val")
     args, names = examples(run, val[:n])
     probe, _ = examples(run, val[:n - 1], width=args[0][0].shape[1] + 1, steps=3)
@@ -110,7 +112,8 @@ def graphs(run, n=4) -> tuple[list[dict], list[str]]:
     grows = archs.ARCHS[run.config["arch"]].EXPORT["state_grows"]  # state tensor -> the axis that grows
     step_shapes = (row,) + tuple({0: dim["batch"], **({grows[k][0]: dim[grows[k][1]]} if k in grows else {})} for k in names)
     return [{"file": "model.onnx", "module": Graph(m, "model"), "args": args[0], "probe": probe[0],
-             "shapes": (rows,) if m.layout == "decoder" else (rows, row), "inputs": ["tokens"] if m.layout == "decoder" else ["src", "tokens"],
+             "shapes": (rows,) if m.layout == "decoder" else (rows, row),
+             "inputs": ["tokens"] if m.layout == "decoder" else ["src", "tokens"],
              "outputs": ["logits", *names]},
             {"file": "step.onnx", "module": Graph(m, "step", names), "args": args[1], "probe": probe[1], "shapes": step_shapes,
              "inputs": ["tokens", *[f"past_{k}" for k in names]], "outputs": ["logits", *names]}], names
@@ -237,7 +240,9 @@ def export(path, int8=False, log=print) -> dict:
     cfg = vars(run.model.cfg)
     gs, state = graphs(run)
     tmp = files.tmp_dir(path)
-    at = lambda name: os.path.join(tmp, name)
+
+    def at(name):
+        return os.path.join(tmp, name)
     try:
         t = time.time()
         for g in gs:

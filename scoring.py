@@ -62,7 +62,8 @@ def breakdown(df: pd.DataFrame, task) -> dict:
     their numeric order (`61-70` before `101-110`)."""
     out = {}
     for key, width in task.breakdowns.items():
-        g = df.groupby(df[key].map(lambda v: group_of(v, width)).rename(key))["correct"].agg(["mean", "count"])
+        groups = df[key].map(lambda v, w=width: group_of(v, w)).rename(key)
+        g = df.groupby(groups)["correct"].agg(["mean", "count"])
         out[key] = {k: {"exact_match": float(g.loc[k, "mean"]), "n": int(g.loc[k, "count"])} for k in sorted(g.index, key=group_order)}
     return out
 

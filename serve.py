@@ -17,8 +17,9 @@ Inputs are read and answered exactly as predict.py does (infer.ask: the task's n
 the run's codec, greedy decoding). A bad request gets a 4xx status and {"error": "<one line>"},
 never a 500: malformed JSON (400), a body too large (413), a missing or non-list `inputs`, a
 non-string, more than --max-inputs inputs, an input longer than --max-input-len, symbols the codec
-lacks or a problem the task cannot take (422). The body is read as JSON whatever its content type. Requests that arrive while the model is busy are answered together
-in one forward pass. Binds 127.0.0.1 unless --host says otherwise; Ctrl-C or SIGTERM stops it.
+lacks or a problem the task cannot take (422). The body is read as JSON whatever its content type.
+Requests that arrive while the model is busy are answered together in one forward pass. Binds
+127.0.0.1 unless --host says otherwise; Ctrl-C or SIGTERM stops it.
 """
 import os
 import signal
@@ -44,9 +45,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, ValidationError
 from starlette.exceptions import HTTPException
 
+import infer
 from cli import Parser, add_device_args, add_run_args, fail, pick_run, use_device
 from errors import SettingsError, UserError
-import infer
 from onnxrun import add_runtime_argument
 from runs import load_run
 

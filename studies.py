@@ -82,7 +82,8 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
         raise StudyError(f"bad storage URL {url!r} ({str(e).splitlines()[0]}); {STORAGE_HELP}") from None
     except sqlalchemy.exc.SQLAlchemyError as e:
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        raise StudyError(f"cannot open storage {url!r}: {reason}; check that the server runs and the URL is right ({STORAGE_HELP})") from None
+        raise StudyError(f"cannot open storage {url!r}: {reason}; check that the server runs and the URL is right "
+                         f"({STORAGE_HELP})") from None
     except RuntimeError as e:  # schema written by another Optuna version
         raise StudyError(f"storage {url!r} does not fit Optuna {optuna.__version__} ({str(e).splitlines()[0][:120]}); "
                          f"an older database is upgraded with `optuna storage upgrade --storage {url}`, "
@@ -294,7 +295,7 @@ def status_table(study, deadline, n_workers) -> Table:
 
 def status_line(study, deadline) -> str:
     S = optuna.trial.TrialState
-    c = {s: 0 for s in S}
+    c = dict.fromkeys(S, 0)
     for t in study.get_trials(deepcopy=False):
         c[t.state] += 1
     done = study.get_trials(deepcopy=False, states=(S.COMPLETE,))
@@ -344,7 +345,8 @@ def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, 
                 os.kill(p.pid, signal.SIGINT)
         for p in procs:
             p.join(timeout=30)
-        console.print(f"resume with: python hyper.py --resume --study {study_name}" + (f" --storage {url}" if url != DEFAULT_STORAGE else ""))
+        storage = f" --storage {url}" if url != DEFAULT_STORAGE else ""
+        console.print(f"resume with: python hyper.py --resume --study {study_name}{storage}")
     for p in procs:
         p.join()
     fail_stale(url, study_name, grace, dead_pids={p.pid for p in procs})

@@ -15,7 +15,18 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from archs.common import ATTENTION_EXPORT, ATTENTION_LORA_TARGETS, Block, DigitPlaces, Fire, Positions, check_attention, check_vocab, init_weights, require
+from archs.common import (
+    ATTENTION_EXPORT,
+    ATTENTION_LORA_TARGETS,
+    Block,
+    DigitPlaces,
+    Fire,
+    Positions,
+    check_attention,
+    check_vocab,
+    init_weights,
+    require,
+)
 from codec import MASK, PAD
 
 
@@ -30,8 +41,8 @@ class Config:
     refine: bool = False  # Mask-Predict training and decoding (see above); False: one pass
     places: bool = False  # digit place embeddings of the prompt (archs/common.py DigitPlaces)
     place_bias: int = 0  # > 0: slot k reads the prompt's digits by place difference from place k (DigitPlaces)
-    vocab_size: int = 0  # len(codec), set when the model is built
-    digit_ids: list = field(default_factory=list)  # for places, place_bias: the codec's ids of 0-9 and "." (set when built)
+    vocab_size: int = 0  # len(codec): settings.with_codec sets it
+    digit_ids: list = field(default_factory=list)  # for places, place_bias: the codec's ids of 0-9 and "." (settings.with_codec)
     point_id: int = -1
 
     def __post_init__(self):
@@ -92,7 +103,8 @@ class Model(nn.Module):
 
     def forward(self, x, slot_pos):
         """Logits (B, n_slots, V) of the slots of x at slot_pos (layouts.slot_inputs)."""
-        bias, rope = Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal=False, fire=self.fire).step(x != PAD)
+        positions = Positions(self.cfg.pos, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, causal=False, fire=self.fire)
+        bias, rope = positions.step(x != PAD)
         h = self.emb(x)
         if self.places is not None:  # the prompt's digit places; the slots (answer tokens under refine) have none
             places = self.places.places(x.scatter(1, slot_pos, MASK), "prompt")

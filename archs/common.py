@@ -292,15 +292,15 @@ class DigitPlaces(nn.Module):
     The same places can instead steer attention (`reach` > 0: `place_bias` of gpt, of tra's
     cross-attention and of ber, whose answer slot k stands at place k): each head adds a learned
     bias for the difference between a digit key's place and the query's place (clamped to
-    -reach..reach) to its attention scores, as ALiBi adds one for the distance in tokens. A query writing the place-p digit of a reversed answer sits on the
-    place-(p-1) digit (or on <sep>, place 0), so one bias entry lets it read both operands' place-p
-    digits and another the place-(p-1) ones for the carry, wherever they stand and however long the
-    numbers are: a difference never seen in training is clamped to one that was. Embeddings of
-    places are then optional (`embed`); what they add is which place it is, which the bias does
-    not need.
+    -reach..reach) to its attention scores, as ALiBi adds one for the distance in tokens. A query
+    writing the place-p digit of a reversed answer sits on the place-(p-1) digit (or on <sep>,
+    place 0), so one bias entry lets it read both operands' place-p digits and another the
+    place-(p-1) ones for the carry, wherever they stand and however long the numbers are: a
+    difference never seen in training is clamped to one that was. Embeddings of places are then
+    optional (`embed`); what they add is which place it is, which the bias does not need.
 
     digit_ids, point_id: the ids of 0-9 and of the decimal point in the run's codec (the model's
-    config holds them; archs.build fills them in from the codec)."""
+    config holds them; settings.with_codec puts them there, layer 7 of a run's settings)."""
 
     def __init__(self, d_model, vocab_size, digit_ids, point_id, n_places=48, max_offset=24, embed=True, n_head=0, reach=0):
         super().__init__()

@@ -18,8 +18,8 @@ class Config:
     n_layer: int = 1
     dropout: float = 0.0
     places: bool = False  # digit place embeddings (archs/common.py DigitPlaces)
-    vocab_size: int = 0  # len(codec), set when the model is built
-    digit_ids: list = field(default_factory=list)  # for places: the codec's ids of 0-9 and "." (set when built)
+    vocab_size: int = 0  # len(codec): settings.with_codec sets it
+    digit_ids: list = field(default_factory=list)  # for places: the codec's ids of 0-9 and "." (settings.with_codec)
     point_id: int = -1
 
     def __post_init__(self):

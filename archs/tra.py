@@ -5,8 +5,20 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from archs.common import (ATTENTION_EXPORT, ATTENTION_LORA_TARGETS, Block, DigitPlaces, Fire, Positions, check_attention, check_vocab, cross_bias, init_weights, layer_caches,
-                          stack_caches)
+from archs.common import (
+    ATTENTION_EXPORT,
+    ATTENTION_LORA_TARGETS,
+    Block,
+    DigitPlaces,
+    Fire,
+    Positions,
+    check_attention,
+    check_vocab,
+    cross_bias,
+    init_weights,
+    layer_caches,
+    stack_caches,
+)
 from codec import PAD
 
 
@@ -20,8 +32,8 @@ class Config:
     pos: str = "alibi"  # alibi | rope | none | fire (see archs/common.py)
     places: bool = False  # digit place embeddings (archs/common.py DigitPlaces)
     place_bias: int = 0  # > 0: cross-attention bias by digit place difference, clamped to +-place_bias (DigitPlaces)
-    vocab_size: int = 0  # len(codec), set when the model is built
-    digit_ids: list = field(default_factory=list)  # for places, place_bias: the codec's ids of 0-9 and "." (set when built)
+    vocab_size: int = 0  # len(codec): settings.with_codec sets it
+    digit_ids: list = field(default_factory=list)  # for places, place_bias: the codec's ids of 0-9 and "." (settings.with_codec)
     point_id: int = -1
 
     def __post_init__(self):

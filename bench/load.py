@@ -89,6 +89,7 @@ def main(argv=None):
     add_commit_arg(p)
     a = p.parse_args(argv)
     import torch
+
     from runs import load_run
     try:
         check_writable(RESULTS_DIR)  # before measuring: a row that cannot be kept is not computed

@@ -229,7 +229,8 @@ def curve_json(curve) -> str:
     """A run's accuracy curve as runs.csv keeps it: axis, training maximum, value -> (exact match, n)."""
     c = curve["curve"]
     return json.dumps({"axis": curve["axis"], "trained": curve["trained"],
-                       "em": {int(v): [None if em != em else round(em, 4), int(n)] for v, em, n in zip(c["value"], c["exact_match"], c["n"])}},
+                       "em": {int(v): [None if em != em else round(em, 4), int(n)]
+                              for v, em, n in zip(c["value"], c["exact_match"], c["n"])}},
                       separators=(",", ":"))
 
 
@@ -326,7 +327,8 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     curves = df["curve"] if "curve" in df else pd.Series([None] * len(df), index=df.index)
     df = df.assign(holds_99=curves.map(lambda c: holds(c, 0.99)), holds_90=curves.map(lambda c: holds(c, 0.90)))
     g = df.groupby(["preset", "budget", "arch", "device"], sort=False)
-    out = g.agg(holds_99=("holds_99", "median"), holds_90=("holds_90", "median"), runs=("test_em", "size"), test_em_median=("test_em", "median"), test_em_min=("test_em", "min"),
+    out = g.agg(holds_99=("holds_99", "median"), holds_90=("holds_90", "median"), runs=("test_em", "size"),
+                test_em_median=("test_em", "median"), test_em_min=("test_em", "min"),
                 test_em_max=("test_em", "max"), ood_em=("ood_em", "median"), ood2_em=("ood2_em", "median"),
                 steps=("steps", "median"),
                 samples_per_s=("samples_per_s", "median"), peak_share=("peak_share", "median"),
@@ -583,7 +585,8 @@ def readme_tables(df: pd.DataFrame) -> str:
                 ood = "-" if r.ood_em != r.ood_em else f"{r.ood_em:.2%}"
                 cells.setdefault(r.series, {})[name] = f"{r.test_em_median:.2%} / {ood}"
         if cells:
-            order = sorted(cells, key=lambda s: (s.split(" ")[0] not in ALL, ALL.index(s.split(" ")[0]) if s.split(" ")[0] in ALL else 0, s))
+            arch_of = lambda s: s.split(" ")[0]  # noqa: E731 -- `gpt (NVIDIA H200)` -> gpt
+            order = sorted(cells, key=lambda s: (arch_of(s) not in ALL, ALL.index(arch_of(s)) if arch_of(s) in ALL else 0, s))
             t = pd.DataFrame.from_dict(cells, orient="index").reindex(index=order, columns=names).fillna("-")
             out += [f"**{task}**: test / OOD exact match", "", t.to_markdown(), ""]
             drawn = [n for n in names if ((df["preset"] == n) & (df["budget"] == PRESETS[n].budget) & df["curve"].notna()).any()]

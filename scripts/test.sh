@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test suite on a fresh machine: install (with the test tools), then run pytest.
+# The test suite on a fresh machine: install (with the test tools), lint (ruff: pyproject.toml),
+# then run pytest.
 #   bash scripts/test.sh                 # everything
 #   bash scripts/test.sh -k archs        # extra arguments go to pytest
 source "$(dirname "$0")/venv.sh" requirements-dev.txt
@@ -10,4 +11,5 @@ if command -v npm >/dev/null; then
   [ -f "$stamp" ] || { (cd examples/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) && touch "$stamp"; } \
     || echo "warning: could not install examples/node (npm ci)"
 fi
+ruff check --no-cache .
 python -m pytest -q "$@"

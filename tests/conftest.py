@@ -61,7 +61,7 @@ def run_main(script, *args, cwd, env=None):
 def assert_one_line_error(p):
     assert p.returncode != 0, p.stdout + p.stderr
     assert "Traceback" not in p.stderr, p.stderr
-    lines = [l for l in p.stderr.strip().splitlines() if l.startswith("error:")]
+    lines = [line for line in p.stderr.strip().splitlines() if line.startswith("error:")]
     assert len(lines) == 1, p.stderr
 
 

@@ -11,10 +11,9 @@ import archs
 import layouts
 from codec import BOS, PAD, Batch
 from errors import SettingsError, UnknownArch
-from settings import TRAIN_KEYS
 from runs import load_run, save_run
-from tasks import Example
-from tasks import TASKS, codec_of, make_task
+from settings import TRAIN_KEYS
+from tasks import TASKS, Example, codec_of, make_task
 
 OPTIONS = {"max_len": 12, "max_depth": 5}
 TASK = make_task("bracket", OPTIONS)
@@ -23,7 +22,8 @@ SMALL_MODELS = {"gru": {"d_model": 64}, "lstm": {"d_model": 64}, "tra": {"d_mode
                 "ber": {"d_model": 32, "n_layer": 2, "n_slots": 6}, "gpt": {"d_model": 32, "n_layer": 2},
                 "ber-refine": {"d_model": 32, "n_layer": 2, "n_slots": 6, "refine": True},
                 "gpt-nope": {"d_model": 32, "n_layer": 2, "pos": "none"},  # gpt's bracket default
-                "tra-fire": {"d_model": 32, "n_layer": 1, "pos": "fire"}, "ber-fire": {"d_model": 32, "n_layer": 2, "n_slots": 6, "pos": "fire"},
+                "tra-fire": {"d_model": 32, "n_layer": 1, "pos": "fire"},
+                "ber-fire": {"d_model": 32, "n_layer": 2, "n_slots": 6, "pos": "fire"},
                 "gpt-fire": {"d_model": 32, "n_layer": 2, "pos": "fire"}}
 FIRE = ["tra-fire", "ber-fire", "gpt-fire"]  # learned positions: their modules must save, load, mask and decode like the rest
 CAUSAL = {"gru", "lstm", "gpt", "tra"}
@@ -389,7 +389,8 @@ def test_train_defaults_apply_below_flags():
                                         ("ber", D.DataSpec("bracket", None), None, 0.0),
                                         ("gru", D.DataSpec("bracket", None), None, 0.1), ("gru", D.DataSpec("bracket", None), 0.0, 0.0),
                                         ("lstm", D.DataSpec("bracket", None), None, 0.0)):
-        assert resolve(Request(arch=arch, budget="1s", data=spec, weight_decay=given)).train.weight_decay == expected, (arch, spec.task, given)
+        settings = resolve(Request(arch=arch, budget="1s", data=spec, weight_decay=given))
+        assert settings.train.weight_decay == expected, (arch, spec.task, given)
 
 
 def test_task_defaults_apply_below_set():

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import bench.run as bench
-
 from conftest import assert_one_line_error, run_cli, run_main
 
 
@@ -158,7 +157,8 @@ def test_a_preset_sets_split_sizes(tmp_path, monkeypatch):
     """arith-four-10min trains on 1,000,000 problems: a preset's sizes reach the run's data."""
     assert bench.PRESETS["arith-four-10min"].sizes == {"train_size": 1_000_000}
     monkeypatch.chdir(tmp_path)
-    p = bench.Preset("arith", {"ops": "+-", "digits": 2}, "1s", [0], "tiny", sizes={"train_size": 300, "val_size": 50, "test_size": 40, "ood_size": 40})
+    p = bench.Preset("arith", {"ops": "+-", "digits": 2}, "1s", [0], "tiny",
+                     sizes={"train_size": 300, "val_size": 50, "test_size": 40, "ood_size": 40})
     row = bench.run_cell("tiny", p, "gpt", 0, threads=1)
     data = json.load(open(os.path.join(row["run"], "config.json")))["data"]
     assert data["train_size"] == 300 and data["test_size"] == 40
@@ -256,7 +256,8 @@ def test_a_preset_under_another_budget_is_reported_apart(tmp_path, monkeypatch):
     preset's study table (the study compares every preset at its own budget)."""
     monkeypatch.setattr(bench, "RESULTS", str(tmp_path))
     drawn = {}
-    monkeypatch.setattr(bench.scoring, "plot_curves", lambda curves, label, trained, path, title: drawn.update({os.path.basename(path): curves}))
+    monkeypatch.setattr(bench.scoring, "plot_curves",
+                        lambda curves, label, trained, path, title: drawn.update({os.path.basename(path): curves}))
     study = {"pos-x": bench.Preset("bracket", {}, "8000steps", [0], "goal", study="s"),
              "pos-y": bench.Preset("bracket", {}, "8000steps", [0], "goal", study="s")}
     def row(preset, budget, em50):

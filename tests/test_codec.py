@@ -9,12 +9,11 @@ from safetensors.torch import save_model
 
 import archs
 import dataset as D
-import scoring
 import infer
+import scoring
 from codec import SPECIALS, Codec, UnknownSymbols
-from errors import RunError
+from errors import BadInput, RunError
 from runs import load_run
-from errors import BadInput
 from tasks import codec_of, make_task
 
 # The global vocabulary every run and data folder used before codecs (config.json "vocab").

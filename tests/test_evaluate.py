@@ -11,8 +11,8 @@ import torch
 
 import archs
 import dataset as D
-import scoring
 import infer
+import scoring
 from codec import EOS
 from conftest import assert_one_line_error, run_cli, run_main
 from tasks import Example, codec_of, make_task
@@ -74,7 +74,8 @@ def test_oracle_scores_100_and_untrained_scores_near_0(tmp_path, task_name, opti
 
 
 def test_metrics():
-    df = scoring.per_example([Example("((", "))", {}), Example("(", ")", {})], ["))", ")]"], codec_of(make_task("bracket")), make_task("bracket"))
+    bracket = make_task("bracket")
+    df = scoring.per_example([Example("((", "))", {}), Example("(", ")", {})], ["))", ")]"], codec_of(bracket), bracket)
     assert df["correct"].tolist() == [True, False]
     assert df["token_acc"].tolist() == [1.0, 0.5] and df["edit_dist"].tolist() == [0.0, 0.5]
     assert scoring.edit_distance(list("kitten"), list("sitting")) == 3

@@ -10,8 +10,8 @@ import pytest
 import archs
 import dataset as D
 import infer
-import onnxexport
 import layouts
+import onnxexport
 import onnxrun
 from conftest import ROOT, assert_one_line_error, run_cli, run_main
 from errors import OnnxError
@@ -21,7 +21,8 @@ from training import train
 
 TINY = {"gru": {"d_model": 32}, "lstm": {"d_model": 32, "places": True}, "tra": {"d_model": 32, "places": True, "place_bias": 2},
         "ber": {"d_model": 32, "n_layer": 1, "place_bias": 2}, "gpt": {"d_model": 32, "n_layer": 1, "places": True, "place_bias": 2}}
-ARITH = ("lstm", "tra", "ber", "gpt")  # digit places in the prompt and in the state of the step graphs (with place_bias the keys' or the memory's places too)
+# digit places in the prompt and in the state of the step graphs (with place_bias the keys' or the memory's places too)
+ARITH = ("lstm", "tra", "ber", "gpt")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,8 @@ def test_export_answers_like_pytorch(tiny_runs, exported, arch):
     assert info["parity"]["same_answers"] == info["parity"]["problems"] == 100
     files = set(os.listdir(runs[arch]))
     graphs = {"model.onnx", "model.int8.onnx"} | ({"step.onnx", "step.int8.onnx"} if arch != "ber" else set())
-    assert graphs | {"weights.data", "weights.int8.data", "codec.json", "export.json"} <= files and not any(f.startswith(".tmp-") for f in files)
+    assert graphs | {"weights.data", "weights.int8.data", "codec.json", "export.json"} <= files
+    assert not any(f.startswith(".tmp-") for f in files)
     assert json.load(open(os.path.join(runs[arch], "export.json")))["layout"] == load_run(runs[arch]).model.layout
     assert info["sizes"]["weights.int8.data"] <= info["sizes"]["weights.data"]
     torch_run, onnx_run = load_run(runs[arch]), load_run(runs[arch], runtime="onnx")
@@ -154,7 +156,8 @@ def test_declared_output_shapes_hold_at_every_length(tiny_runs, exported, arch, 
                 continue
             first = prompt[:, :1].copy()
             first[:] = onnxexport.BOS
-            outs = ort_run_checked(sess["model.onnx"], {"tokens": prompt} if info["layout"] == "decoder" else {"src": prompt, "tokens": first})
+            inputs = {"tokens": prompt} if info["layout"] == "decoder" else {"src": prompt, "tokens": first}
+            outs = ort_run_checked(sess["model.onnx"], inputs)
             for _ in range(3):
                 feed = {"tokens": outs[0][:, -1:].argmax(-1), **{f"past_{k}": v for k, v in zip(info["state"], outs[1:])}}
                 outs = ort_run_checked(sess["step.onnx"], feed)
@@ -261,7 +264,8 @@ def test_runtimes_bench_measures_all_three(tiny_runs, monkeypatch, tmp_path):
 def test_export_bad_input(tiny_runs, exported, tmp_path, monkeypatch):
     root, runs = tiny_runs
     exported("gru")
-    made = {"model.onnx", "step.onnx", "model.int8.onnx", "step.int8.onnx", "weights.data", "weights.int8.data", "codec.json", "export.json"}
+    made = {"model.onnx", "step.onnx", "model.int8.onnx", "step.int8.onnx", "weights.data", "weights.int8.data", "codec.json",
+            "export.json"}
 
     def copy(with_export):  # the tiny gru run, with or without its export
         shutil.rmtree(tmp_path / "gru", ignore_errors=True)

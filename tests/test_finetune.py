@@ -13,8 +13,8 @@ import infer
 import lora
 from conftest import SMALL, assert_one_line_error, run_cli, run_main
 from runs import load_run
-from tasks import make_task
 from settings import Request
+from tasks import make_task
 from training import train
 
 TINY = {"gru": {"d_model": 32}, "lstm": {"d_model": 32}, "tra": {"d_model": 32}, "ber": {"d_model": 32, "n_layer": 1},

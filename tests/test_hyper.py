@@ -39,7 +39,8 @@ def check_accounted(study, at_least):
     done = [t for t in trials if t.state == S.COMPLETE]
     assert done and all({"test_em", "steps", "samples_per_s", "params", "run"} <= set(t.user_attrs) for t in done)
     assert all(0 <= t.value <= 1 for t in done)
-    assert trials[0].user_attrs.get("default_config") and trials[0].params == studies.default_params("gru", EASY_SPEC, study.user_attrs["trial_budget"])
+    assert trials[0].user_attrs.get("default_config")
+    assert trials[0].params == studies.default_params("gru", EASY_SPEC, study.user_attrs["trial_budget"])
     return trials
 
 
@@ -230,8 +231,9 @@ def test_a_resumed_study_keeps_its_settings(tmp_path):
 
 
 def test_prompts_in_a_terminal(tmp_path):
-    from test_train import read_until
     import pty
+
+    from test_train import read_until
     url = f"sqlite:///{tmp_path}/studies.db"
     pid, fd = pty.fork()
     if pid == 0:

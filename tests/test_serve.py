@@ -133,7 +133,7 @@ def start_server(cwd, run, port, *args):
                     return proc
         except (urllib.error.URLError, ConnectionError):
             if proc.poll() is not None:
-                raise AssertionError(f"serve.py exited: {proc.stderr.read()}")
+                raise AssertionError(f"serve.py exited: {proc.stderr.read()}") from None
             time.sleep(0.3)
     proc.kill()
     raise AssertionError("serve.py did not answer /health within 60 s")
