@@ -18,7 +18,7 @@ Every value is checked where it is declared (Train here, each architecture's Con
 is a SettingsError, one line.
 """
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 
 import archs
 from codec import Codec
@@ -268,7 +268,3 @@ def parse_set(items) -> dict:
         out[k.strip()] = v.strip()
     return out
 
-
-def varied(settings: Settings, **train) -> Settings:
-    """settings with some training settings replaced (checked again)."""
-    return replace(settings, train=Train(**{**asdict(settings.train), **train}))
