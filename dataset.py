@@ -62,13 +62,17 @@ def _draw(task, split: str, n: int, seed: int, at: int | None = None) -> list[Ex
     """n examples of split, drawn from a seed of their own. Validation, test and OOD inputs are
     distinct: when the task's problem space holds fewer of them, the split takes what exists (and
     says so in one line); only an empty split is an error. With `at`, the problems of a curve
-    set: from the test share, with the axis value at (task.sample_at), possibly none."""
+    set: from the test share, with the axis value at (task.sample_at), possibly none (a value at
+    which the task has no problem: sample_at draws nothing)."""
     gen = torch.Generator().manual_seed(seed * 1000 + SPLITS.index(split) if at is None else CURVE_SEED + seed * 10_000 + at)
     home = "test" if split == "ood" or at is not None else split
     unique = split != "train"
     out, seen, stale = [], set(), 0
     while len(out) < n and stale < STALE_DRAWS:
-        for ex in task.sample(gen, 1024, ood=split == "ood") if at is None else task.sample_at(gen, 1024, at):
+        drawn = task.sample(gen, 1024, ood=split == "ood") if at is None else task.sample_at(gen, 1024, at)
+        if not drawn:
+            break
+        for ex in drawn:
             stale += 1
             if split_of(ex.input) != home or (unique and ex.input in seen):
                 continue

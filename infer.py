@@ -28,12 +28,18 @@ def answers(model, codec, inputs: list[str], max_new: int, device="cpu", batch_s
 
 
 def max_new_tokens(task) -> int:
-    """The decoding cap: the task's longest possible answer plus 8 tokens (room to be wrong)."""
+    """The decoding cap for a typed problem: the task's longest possible answer plus 8 tokens
+    (room to be wrong)."""
     return task.max_target_len() + 8
 
 
 def predict(model, codec, examples, task, device="cpu") -> list[str]:
-    return answers(model, codec, [e.input for e in examples], max_new_tokens(task), device)[0]
+    """Greedy answers to a set of examples (a split, or a share of one), decoded up to the set's
+    longest answer plus 8 tokens: no problem is told its own answer's length, and a validation of
+    short problems does not decode as long as the task's longest OOD answer (1000 tokens for
+    duplicate_string) when an untrained model never writes <eos>."""
+    cap = max((len(codec.encode(e.target)) for e in examples), default=0) + 8
+    return answers(model, codec, [e.input for e in examples], cap, device)[0]
 
 
 def correct(task, output: str, target: str) -> bool:

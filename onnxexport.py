@@ -237,6 +237,9 @@ def export(path, int8=False, log=print) -> dict:
     """Export the run at path; the report of export.json plus each written file's size. Everything is
     written and checked in a hidden folder inside the run folder, then moved beside the run's files."""
     run = load_run(path, "cpu")
+    if archs.ARCHS[run.config["arch"]].EXPORT is None:
+        raise OnnxError(f"export to ONNX is not available for {run.config['arch']}: its model is a Python loop over the "
+                        "tokens (archs/memory.py); evaluate, predict and serve it with the torch runtime")
     cfg = vars(run.model.cfg)
     gs, state = graphs(run)
     tmp = files.tmp_dir(path)

@@ -2,9 +2,10 @@
 and the out-of-distribution split, accuracy curves along the task's axis, and the leaderboard.
 evaluate.py is its command line; python -m bench scores every run it trains with it.
 
-The decoder is given nothing about the answer: not its length, not its tokens. It may write up to
-the task's longest possible answer plus 8 tokens. Metrics: exact match (primary), token accuracy
-(position by position, over the longer of output and answer), normalised edit distance; broken
+The decoder is given nothing about a problem's answer: not its length, not its tokens. It may
+write up to the longest answer of the split it scores plus 8 tokens (infer.predict). Metrics:
+exact match (primary), token accuracy (position by position, over the longer of output and
+answer), normalised edit distance; broken
 down by the task's own metadata (Task.breakdowns), on the test and the out-of-distribution split,
 next to trivial baselines. A curve scores the run at every value of its task's axis (Axis) from 1
 to 4x the training maximum, on frozen sets from the test share (dataset.prepare_curve); its decoder

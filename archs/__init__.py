@@ -23,7 +23,8 @@ class Arch(Protocol):
     GROWN_BY_TASK: tuple          # settings task_defaults sizes to a task's answers, which
                                   # --init-from enlarges for a longer-answered task (ber: n_slots)
     LORA_TARGETS: dict            # LoRA target name -> prefixes of the parameter names it adapts (lora.py)
-    EXPORT: dict                  # what the ONNX export needs of the decoding state (archs/common.py ATTENTION_EXPORT)
+    EXPORT: dict | None           # what the ONNX export needs of the decoding state (archs/common.py
+                                  # ATTENTION_EXPORT); None: not exported (export.py says so in one line)
     # optional: ALIASES, a tuple of other names it answers to (tra: "transformer")
 
     def search_space(self, trial) -> dict: ...      # {"model": {...}, "train": {...}} for hyper.py

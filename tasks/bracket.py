@@ -51,7 +51,7 @@ class Bracket(Task):
         return self.cfg.max_depth
 
     def traits(self) -> Traits:
-        return Traits(nested=True)
+        return Traits(nested=True, level="dcf")  # completing a Dyck word
 
     def max_input_len(self) -> int:
         """The longest input of any split (the OOD split's)."""

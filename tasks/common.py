@@ -2,10 +2,15 @@
 the Traits architectures may tailor their defaults to, and the `option` field that declares a
 task's option once (the scripts build their flags from it). The errors a task raises are
 errors.DataError (bad options) and errors.BadInput (a typed problem it cannot take)."""
+import random
 import re
 import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import MISSING, dataclass, field, fields
+
+import torch
+
+from errors import BadInput, DataError
 
 
 @dataclass
@@ -69,6 +74,8 @@ class Traits:
     multiplies: bool = False     # answers need partial products (* or /): deeper models, weight decay
     digit_aligned: bool = False  # answers are written digit by digit from the lowest place, each digit
                                  # reading the operands' digits of its place (+ and - reversed)
+    level: str = ""              # its level in the Chomsky hierarchy (Deletang et al. 2023): "regular",
+                                 # "dcf" (deterministic context-free) or "cs" (context-sensitive); "" unclassified
 
 
 class Task(ABC):
@@ -141,3 +148,94 @@ def fold(text: str, keep) -> str:
     """What people type, in plain characters: full-width and other compatibility forms become
     their ASCII twins (NFKC), except the symbols in keep; whitespace goes."""
     return "".join(c if c in keep else unicodedata.normalize("NFKC", c) for c in text if not c.isspace())
+
+
+# ----------------------------------------------------------------------------- tasks drawn by length
+
+LEVELS = ("regular", "dcf", "cs")
+
+
+@dataclass
+class LengthOptions:
+    """The options of a task drawn by input length, as the Chomsky-hierarchy benchmark draws its
+    problems: training lengths uniform in min_len..max_len, the OOD split's in ood_min_len..ood_max_len
+    (the paper's 1..40 and 41..500). A task adds its own options after these."""
+    min_len: int = option(1, "shortest input")
+    max_len: int = option(40, "longest input")
+    ood_min_len: int = option(41, "shortest OOD input")
+    ood_max_len: int = option(500, "longest OOD input")
+
+
+class ByLength(Task):
+    """A task whose problems are drawn by their input length (the Chomsky-hierarchy tasks,
+    tasks/<name>.py): a subclass gives its `level`, `symbols()`, `problem(rng, length)` (an input of
+    exactly that length and its target, from a random.Random), `longest_target(length)` and
+    `parse(text)` (BadInput for text that is no problem of the task). Lengths below `shortest`
+    have no problem (binary_addition needs `a+b`: 3)."""
+    level: str
+    shortest: int = 1
+    breakdowns = {"length": 10}
+
+    def __init__(self, cfg):
+        if not 1 <= cfg.min_len <= cfg.max_len or not 1 <= cfg.ood_min_len <= cfg.ood_max_len:
+            raise DataError(f"{self.name} lengths need 1 <= min_len <= max_len and 1 <= ood_min_len <= ood_max_len")
+        if max(cfg.max_len, cfg.ood_max_len) < self.shortest:
+            raise DataError(f"{self.name} has no problem shorter than {self.shortest}")
+        super().__init__(cfg)
+
+    @abstractmethod
+    def problem(self, rng, length: int) -> tuple[str, str]:
+        """An input of exactly `length` symbols (>= shortest) and its target."""
+
+    @abstractmethod
+    def longest_target(self, length: int) -> int:
+        """The longest target of an input of `length` symbols."""
+
+    @abstractmethod
+    def parse(self, text: str):
+        """BadInput when text is no problem of the task (symbols the codec lacks are the codec's)."""
+
+    def traits(self) -> Traits:
+        return Traits(level=self.level)
+
+    def lengths(self, ood: bool = False) -> tuple[int, int]:
+        """The shortest and longest input of the training (or OOD) split."""
+        lo, hi = (self.cfg.ood_min_len, self.cfg.ood_max_len) if ood else (self.cfg.min_len, self.cfg.max_len)
+        return max(lo, self.shortest), max(hi, self.shortest)
+
+    def axis(self) -> Axis:
+        return Axis("length", "input length", self.lengths()[1], 4096)
+
+    def max_input_len(self) -> int:
+        return max(self.lengths()[1], self.lengths(ood=True)[1])
+
+    def max_target_len(self) -> int:
+        return self.longest_target(self.max_input_len())
+
+    def sample(self, gen, n: int, ood: bool = False) -> list[Example]:
+        lo, hi = self.lengths(ood)
+        rng = random.Random(int(torch.randint(2**62, (1,), generator=gen)))
+        return [self.example(rng, rng.randint(lo, hi)) for _ in range(n)]
+
+    def sample_at(self, gen, n: int, value: int) -> list[Example]:
+        if value < self.shortest:
+            return []
+        rng = random.Random(int(torch.randint(2**62, (1,), generator=gen)))
+        return [self.example(rng, value) for _ in range(n)]
+
+    def example(self, rng, length: int) -> Example:
+        text, target = self.problem(rng, length)
+        return Example(text, target, {"length": len(text)})
+
+    def check(self, text: str) -> list[str]:
+        self.parse(text)
+        lo, hi = self.lengths()
+        if not lo <= len(text) <= hi:
+            return [f"length {len(text)} is outside the {lo}..{hi} it was trained on"]
+        return []
+
+
+def only(text: str, alphabet: str, what: str):
+    """BadInput unless text is a non-empty string over alphabet (what: how the task names its inputs)."""
+    if not text or set(text) - set(alphabet):
+        raise BadInput(f"{text!r} is not {what}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from errors import DataError
-from tasks.common import Axis, Example, Task, option
+from tasks.common import Axis, Example, Task, Traits, option
 
 
 @dataclass
@@ -38,6 +38,9 @@ class Reverse(Task):
 
     def symbols(self) -> list[str]:
         return list(self.cfg.alphabet)
+
+    def traits(self) -> Traits:
+        return Traits(level="dcf")  # the benchmark's reverse_string: this task with --alphabet 01
 
     def max_input_len(self) -> int:
         return max(self.cfg.max_len, self.cfg.ood_max_len)

@@ -23,13 +23,14 @@ TINY = {"gru": {"d_model": 32}, "lstm": {"d_model": 32, "places": True}, "tra": 
         "ber": {"d_model": 32, "n_layer": 1, "place_bias": 2}, "gpt": {"d_model": 32, "n_layer": 1, "places": True, "place_bias": 2}}
 # digit places in the prompt and in the state of the step graphs (with place_bias the keys' or the memory's places too)
 ARITH = ("lstm", "tra", "ber", "gpt")
+EXPORTABLE = [a for a, mod in archs.ARCHS.items() if mod.EXPORT is not None]  # the others: test_export_refuses_in_one_line
 
 
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     runs = {}
-    for arch in archs.ARCHS:
+    for arch in EXPORTABLE:
         task = ("arith", {"ops": "+-", "format": "reversed"}) if arch in ARITH else ("bracket", None)
         m = train(Request(arch=arch, budget="2s", data=D.DataSpec(task[0], task[1], 2000, 100, 150, 100),
                               model=dict(TINY[arch]), models_dir=str(root / "models"), data_dir=str(root / "data")), quiet=True)
@@ -51,7 +52,7 @@ def exported(tiny_runs):
     return get
 
 
-@pytest.mark.parametrize("arch", list(archs.ARCHS))
+@pytest.mark.parametrize("arch", EXPORTABLE)
 def test_export_answers_like_pytorch(tiny_runs, exported, arch):
     root, runs = tiny_runs
     info = exported(arch)
@@ -132,7 +133,7 @@ def ort_run_checked(sess, feed):
     return outs
 
 
-@pytest.mark.parametrize("arch", list(archs.ARCHS))
+@pytest.mark.parametrize("arch", EXPORTABLE)
 def test_declared_output_shapes_hold_at_every_length(tiny_runs, exported, arch, capfd):
     """Both graphs' outputs have the shapes they declare at every prompt length and batch size, for
     several steps, and onnxruntime at its default log level (warnings) has nothing to say."""
@@ -164,7 +165,7 @@ def test_declared_output_shapes_hold_at_every_length(tiny_runs, exported, arch, 
     assert capfd.readouterr().err == ""
 
 
-@pytest.mark.parametrize("arch", list(archs.ARCHS))
+@pytest.mark.parametrize("arch", EXPORTABLE)
 def test_weights_are_stored_once(tiny_runs, exported, arch):
     """A runtime's graphs hold no weights: every initializer of onnxexport.SMALL bytes or more lies in
     its one data file, where no tensor is stored twice and nothing else is kept but alignment."""
@@ -206,7 +207,7 @@ def node_or_skip():
     pytest.skip("no Node.js, or examples/node not installed (scripts/test.sh installs it where npm is): the Node client is not tested")
 
 
-@pytest.mark.parametrize("arch", [*archs.ARCHS, "ber-refine"])
+@pytest.mark.parametrize("arch", [*EXPORTABLE, "ber-refine"])
 def test_node_client_answers_like_predict(tiny_runs, exported, arch, tmp_path):
     """examples/node/decode.js, reading only export.json, codec.json and the graphs, writes
     predict.py's answers for every layout (decoder: gru, lstm, gpt; encdec: tra; slots: ber, in one
@@ -311,3 +312,15 @@ def test_learned_positions_export_with_parity(tmp_path, arch):
                           data_dir=str(tmp_path / "data")), quiet=True)
     info = onnxexport.export(m["run"], log=lambda *_: None)
     assert info["parity"]["same_answers"] == info["parity"]["problems"] == 100
+
+
+@pytest.mark.parametrize("arch", [a for a in archs.ARCHS if a not in EXPORTABLE])
+def test_export_refuses_in_one_line(arch, tmp_path):
+    """An architecture that declares no EXPORT (stack, tape: a Python loop over the tokens) is
+    refused by export.py in one line, before anything is written."""
+    m = train(Request(arch=arch, budget="3steps", data=D.DataSpec("bracket", {"max_len": 8, "max_depth": 4}, 500, 50, 50, 50),
+                      model={"d_model": 16}, models_dir=str(tmp_path / "models"), data_dir=str(tmp_path / "data")), quiet=True)
+    before = set(os.listdir(m["run"]))
+    p = run_main("export.py", m["run"], cwd=tmp_path)
+    assert_one_line_error(p)
+    assert f"export to ONNX is not available for {arch}" in p.stderr and set(os.listdir(m["run"])) == before

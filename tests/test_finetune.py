@@ -18,7 +18,7 @@ from tasks import make_task
 from training import train
 
 TINY = {"gru": {"d_model": 32}, "lstm": {"d_model": 32}, "tra": {"d_model": 32}, "ber": {"d_model": 32, "n_layer": 1},
-        "gpt": {"d_model": 32, "n_layer": 1}}
+        "gpt": {"d_model": 32, "n_layer": 1}, "stack": {"d_model": 32}, "tape": {"d_model": 32}}
 
 
 def folder_digest(path) -> str:
@@ -35,7 +35,7 @@ def small(task, **options):
 @pytest.mark.parametrize("arch", list(archs.ARCHS))
 def test_lora_trains_adapters_only_and_saves_plain_weights(arch, tmp_path):
     common = {"models_dir": str(tmp_path / "models"), "data_dir": str(tmp_path / "data")}
-    parent = train(Request(arch=arch, budget="1s", data=small("arith", ops="+-", format="reversed"), model=dict(TINY[arch]),
+    parent = train(Request(arch=arch, budget="1s", data=small("arith", ops="+-", format="reversed"), model=dict(TINY.get(arch, {})),
                                **common), quiet=True)["run"]
     before = folder_digest(parent)
     m = train(Request(arch=arch, budget="1s", data=small("arith", ops="+-*", format="reversed"), init_from=parent,

@@ -1,0 +1,119 @@
+"""Recurrent language models with a differentiable external memory (Deletang et al., "Neural Networks
+and the Chomsky Hierarchy", 2023, section A.2), over the token stream <bos> input <sep> target <eos>
+(the decoder layout, layouts.py), shared by the stack and tape architectures (archs/stack.py,
+archs/tape.py), which say what the memory is and how it is written.
+
+At every token the controller, an Elman RNN (tanh, as the paper's), reads the token and the
+memory's current cell (the stack's top, the cell under the tape's head); from its new state it
+predicts the next token and chooses, by a softmax over the memory's actions, how to change the
+memory (a mix of every action, weighted by their probabilities, so the memory is differentiable).
+<pad> tokens leave the state as it was, so right-padded prompts and batches change nothing.
+
+The memory never runs out: the stack deepens by one cell a token, and the tape is a ring of cells
+sized by each problem's input length (archs/tape.py). The loop over tokens runs in Python, one
+small step at a time, so these models train more slowly per token than the cuDNN-fused gru and
+lstm; they are not exported to ONNX (onnxexport.py refuses them in one line).
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from archs.common import require
+from codec import PAD, SEP
+
+
+@dataclass
+class Config:
+    d_model: int = 128   # the controller's units (and the token embedding's width)
+    cell: int = 8        # the width of a memory cell (the paper's 8)
+    dropout: float = 0.0
+    vocab_size: int = 0  # len(codec): settings.with_codec sets it
+
+    def __post_init__(self):
+        require(self.d_model >= 1 and self.cell >= 1, f"d_model and cell must be at least 1, got {self.d_model} and {self.cell}")
+        require(0 <= self.dropout < 1, f"dropout is a probability below 1, got {self.dropout}")
+
+
+# Training defaults of both (docs/defaults.md).
+TRAIN_DEFAULTS = {"lr": 3e-3, "batch_size": 64, "warmup": 0.02}
+GROWN_BY_TASK = ()
+LORA_TARGETS = {"rnn": ("rec.", "read."), "memory": ("act.",), "head": ("head.",), "emb": ("emb.",)}
+EXPORT = None  # a Python loop over the tokens: not exported (onnxexport.py says so in one line)
+
+
+def search_space(trial):
+    return {"model": {"d_model": trial.suggest_categorical("d_model", [64, 128, 256]),
+                      "dropout": trial.suggest_float("dropout", 0.0, 0.2)},
+            "train": {"lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
+                      "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
+                      "warmup": trial.suggest_float("warmup", 0.0, 0.1)}}
+
+
+def task_defaults(task) -> dict:
+    return {}
+
+
+def task_train_defaults(task) -> dict:
+    return {}
+
+
+class MemoryRNN(nn.Module):
+    """The controller and its loop. A subclass gives the memory: `n_actions`, `new(lengths)` (an
+    empty memory for rows of these input lengths, a dict of tensors), `read(memory)` -> the
+    current cell (B, cell), and `write(memory, actions, value)` -> the memory after the actions'
+    mix, value (B, cell) being what the controller writes."""
+    layout = "decoder"
+    n_actions: int
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        require(cfg.vocab_size > 0, "vocab_size comes from the run's codec")
+        self.cfg = cfg
+        self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)  # also the controller's input weights and bias
+        self.read = nn.Linear(cfg.cell, cfg.d_model, bias=False)
+        self.rec = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.act = nn.Linear(cfg.d_model, self.n_actions + cfg.cell)  # the actions' logits, then the value written
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
+        nn.init.normal_(self.emb.weight, std=0.02)
+
+    def forward(self, tokens):
+        """Logits (B, T, V) of the next token at every position."""
+        return self.step(tokens)[0]
+
+    def step(self, tokens, state=None):
+        """Logits (B, T, V) of tokens that continue state, and the state after them. With no state
+        the tokens are right-padded prompts (or whole sequences), and the input length of each
+        row, which a tape's jumps need, is read from where its <sep> stands. The state is a dict
+        of batch-first tensors: h (B, d_model), the memory's, and lengths (B,)."""
+        if state is None:
+            seps = (tokens == SEP).int()
+            lengths = torch.where(seps.any(1), seps.argmax(1) - 1, (tokens != PAD).sum(1) - 1).clamp(min=0)
+            state = {"h": tokens.new_zeros(tokens.shape[0], self.cfg.d_model, dtype=self.emb.weight.dtype),
+                     "lengths": lengths, **self.new(lengths)}
+        h, memory = state["h"], {k: v for k, v in state.items() if k not in ("h", "lengths")}
+        x, real = self.drop(self.emb(tokens)), tokens != PAD
+        outs = []
+        for t in range(tokens.shape[1]):
+            h_new = torch.tanh(x[:, t] + self.read(self.read_cell(memory)) + self.rec(h))
+            control = self.act(h_new)
+            actions, value = control[:, : self.n_actions].softmax(-1), control[:, self.n_actions:]
+            new = self.write(memory, actions, value, state["lengths"])
+            keep = real[:, t]
+            h = torch.where(keep[:, None], h_new, h)
+            memory = {k: torch.where(keep.view(-1, *[1] * (v.dim() - 1)), new[k], self.fit(v, new[k])) for k, v in memory.items()}
+            outs.append(h)
+        out = torch.stack(outs, 1) if outs else h[:, None][:, :0]
+        return self.head(self.drop(out)), {"h": h, "lengths": state["lengths"], **memory}
+
+    def read_cell(self, memory):
+        """The cell the controller reads: the first of the memory's `cells` (B, S, cell)."""
+        return memory["cells"][:, 0]
+
+    @staticmethod
+    def fit(old, new):
+        """old, padded with zero cells to new's shape (a stack that deepened for the other rows)."""
+        if old.shape == new.shape:
+            return old
+        return torch.nn.functional.pad(old, (0, 0, 0, new.shape[1] - old.shape[1]))

@@ -1,0 +1,63 @@
+"""Tape-RNN (Deletang et al. 2023, section A.2): an Elman RNN controller with a differentiable tape
+(archs/memory.py has the controller and its loop).
+
+The controller reads the cell under the head with each token, writes a value there (through a
+small MLP), then moves by a mix of five actions weighted by their probabilities: stay, one cell
+left, one cell right, and jumps of the input's length left or right (the jumps that let it find
+the start of what it wrote, for duplicate_string or odds_first). The tape is a ring of
+4 x (input length + 2) cells for each problem, room for every answer the tasks ask (at most
+twice the input) on either side of the head; it does not depend on the rest of the batch.
+"""
+import torch
+import torch.nn as nn
+
+from archs.memory import (  # noqa: F401 -- what archs.Arch declares, shared with the tape (stack) or stack (tape)
+    EXPORT,
+    GROWN_BY_TASK,
+    LORA_TARGETS,
+    TRAIN_DEFAULTS,
+    Config,
+    MemoryRNN,
+    search_space,
+    task_defaults,
+    task_train_defaults,
+)
+
+
+def ring_size(lengths):
+    """The cells of a problem's tape: 4 x (input length + 2)."""
+    return 4 * (lengths + 2)
+
+
+def roll(cells, shift, ring):
+    """Each row's ring (its first ring[b] cells) turned by shift[b] cells: cell i takes what was at
+    i - shift (mod ring); the cells past a row's ring stay empty."""
+    i = torch.arange(cells.shape[1], device=cells.device)[None, :]
+    source = (i - shift[:, None]) % ring[:, None]
+    turned = cells.gather(1, source[..., None].expand_as(cells))
+    return turned * (i < ring[:, None])[..., None]
+
+
+class TapeRNN(MemoryRNN):
+    n_actions = 5  # write and stay, left, right, jump left, jump right
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.value = nn.Sequential(nn.Linear(cfg.cell, 64), nn.ReLU(), nn.Linear(64, cfg.cell))  # the paper's write MLP
+
+    def new(self, lengths) -> dict:
+        """An empty tape per row: cells (B, largest ring, cell)."""
+        return {"cells": torch.zeros(len(lengths), int(ring_size(lengths).max()), self.cfg.cell, device=lengths.device,
+                                     dtype=self.emb.weight.dtype)}
+
+    def write(self, memory, actions, value, lengths) -> dict:
+        """The tape after writing under the head and moving by the mix of the five actions."""
+        cells, ring = memory["cells"], ring_size(lengths)
+        written = torch.cat((self.value(value)[:, None], cells[:, 1:]), 1)
+        one = torch.ones_like(lengths)
+        moved = [written, roll(written, -one, ring), roll(written, one, ring), roll(written, -lengths, ring),
+                 roll(written, lengths, ring)]
+        return {"cells": sum(actions[:, i, None, None] * m for i, m in enumerate(moved))}
+
+
+Model = TapeRNN
