@@ -188,13 +188,15 @@ def _publish(tmp, folder, meta):
 CURVE_SIZE = 100  # problems per value of a curve (fewer where the problem space's test share holds fewer)
 
 
-def prepare_curve(spec: DataSpec, per_value: int = CURVE_SIZE, root="data") -> str:
+def prepare_curve(spec: DataSpec, per_value: int = CURVE_SIZE, root="data", values: list[int] | None = None) -> str:
     """The frozen curve sets of spec's task: for every value of its axis (tasks.common.Axis, 1 to
-    4 x the training maximum), up to per_value distinct problems with exactly that value, from the
-    test share of the hash split (so none is a training input), each value a file `at-<v>.jsonl`
-    verified by sha256 like a split. Made once per task, options, size and data seed, atomically."""
+    4 x the training maximum; or the values given, as the Chomsky-hierarchy protocol scores
+    lengths 41..500), up to per_value distinct problems with exactly that value, from the test
+    share of the hash split (so none is a training input), each value a file `at-<v>.jsonl`
+    verified by sha256 like a split. Made once per task, options, values, size and data seed,
+    atomically."""
     task = spec.task_instance
-    values = task.axis().values()
+    values = sorted(values) if values else task.axis().values()
     probe = json.dumps([asdict(e) for v in (1, values[-1]) for e in task.sample_at(torch.Generator().manual_seed(0), 8, v)],
                        sort_keys=True, ensure_ascii=False)
     key = json.dumps({"task": spec.task, "options": spec.full_options(), "per_value": per_value, "seed": spec.seed,

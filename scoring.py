@@ -103,25 +103,27 @@ def evaluate_run(path, device="auto", ood: dict | None = None, runtime="torch") 
     return result
 
 
-def curve_run(path, device="auto", per_value=D.CURVE_SIZE, runtime="torch") -> dict:
-    """Exact match of a run at every value of its task's axis, written to by_<axis>.csv and
-    by_<axis>.png in the run folder (numbered, never overwritten). Returns {"axis", "label",
-    "trained", "curve": DataFrame(value, exact_match, n), "files"}; a value with no problems has n 0."""
+def curve_run(path, device="auto", per_value=D.CURVE_SIZE, runtime="torch", values: list[int] | None = None) -> dict:
+    """Exact match and token accuracy of a run at every value of its task's axis (or at the values
+    given), written to by_<axis>.csv and by_<axis>.png in the run folder (numbered, never
+    overwritten). Returns {"axis", "label", "trained", "curve": DataFrame(value, exact_match,
+    token_accuracy, n), "files"}; a value with no problems has n 0."""
     device = devices.choose(device)
-    return score_curve(load_run(path, device, runtime), path, device, per_value)
+    return score_curve(load_run(path, device, runtime), path, device, per_value, values)
 
 
-def score_curve(run, path, device, per_value) -> dict:
+def score_curve(run, path, device, per_value, values=None) -> dict:
     """curve_run for a run already loaded (runs.load_run) from path."""
-    folder = D.prepare_curve(run.spec, per_value, run.data_dir)
+    folder = D.prepare_curve(run.spec, per_value, run.data_dir, values)
     sets, axis = D.load_curve(folder), run.task.axis()
     exs = [e for v in sets for e in sets[v]]
-    cap = max(len(run.codec.encode(e.target)) for e in exs) + 8
+    cap = max((len(run.codec.encode(e.target)) for e in exs), default=0) + 8
     outs = iter(answers(run.model, run.codec, [e.input for e in exs], cap, device)[0])
     rows = []
     for v, group in sets.items():
-        hits = [correct(run.task, next(outs), e.target) for e in group]
-        rows.append({"value": v, "exact_match": sum(hits) / len(hits) if hits else float("nan"), "n": len(hits)})
+        scored = per_example(group, [next(outs) for _ in group], run.codec, run.task) if group else None
+        rows.append({"value": v, "exact_match": float(scored["correct"].mean()) if group else float("nan"),
+                     "token_accuracy": float(scored["token_acc"].mean()) if group else float("nan"), "n": len(group)})
     curve = pd.DataFrame(rows)
     clean_stale(path)
     csv = next_free(os.path.join(path, f"by_{axis.name}.csv"))

@@ -1,7 +1,8 @@
 """The benchmark: architectures x tasks x budgets x seeds, through training.train and scoring.
 
     python -m bench                 # the full matrix (hours on 2 cores); resumes where it stopped
-    python -m bench --quick         # a few minutes: every architecture, 15s, bracket
+    python -m bench --quick         # a few minutes: every architecture, 15s, bracket and a Chomsky task of each level
+    python -m bench --only chomsky  # the Chomsky-hierarchy matrix (docs/chomsky.md): 15 tasks x 7 architectures x 3 seeds
     python -m bench --only bracket-1min --archs gru,gpt
     python -m bench --quick --archs gru --budget 3s   # any preset with another budget
     python -m bench --only bracket-1min --archs gru --again    # run done cells again; the new rows count
@@ -43,6 +44,7 @@ import dataset as D
 import devices
 import scoring
 from archs.common import POS_KINDS
+from bench import chomsky
 from bench.common import RESULTS, add_commit_arg, git_commit
 from cli import Parser, fail
 from errors import UserError
@@ -68,6 +70,8 @@ class Preset:
     archs: list = field(default_factory=lambda: list(ALL))  # the architectures it compares
     curve: int = D.CURVE_SIZE  # problems per value of each run's accuracy curve (evaluate.py --curve); 0: none
     study: str = ""  # presets of one study are also reported side by side (a table of where each falls off)
+    curve_values: list = field(default_factory=list)  # the values the curve scores (default: 1 to 4x training)
+    arch_settings: dict = field(default_factory=dict)  # model settings of one architecture: {"ber": {"n_slots": 81}}
 
 
 BRACKET_STUDY = "bracket, 8000 steps: position encodings and levers"
@@ -87,6 +91,26 @@ LEVER_STUDY = {f"lever-bracket-{name}": Preset("bracket", {}, "8000steps", seeds
                                                study=BRACKET_STUDY) for name, (settings, what, seeds) in LEVERS.items()}
 
 
+# The Chomsky-hierarchy benchmark (Deletang et al. 2023; docs/chomsky.md): each task trained on
+# lengths 1..40 for a minute, scored on lengths 41..500 (every tenth length and 500, CHOMSKY_PER_LENGTH
+# problems each), three seeds. ber writes into 81 answer slots (twice the longest training input,
+# plus <eos>): the paper's encoder is given |y| blank tokens, ours must end its answer itself and
+# cannot write past its slots.
+CHOMSKY_LEVELS = {"regular": ["even_pairs", "modular_arithmetic", "parity_check", "cycle_navigation"],
+                  "dcf": ["stack_manipulation", "reverse_string", "modular_arithmetic_brackets", "solve_equation"],
+                  "cs": ["duplicate_string", "missing_duplicate_string", "odds_first", "binary_addition",
+                         "binary_multiplication", "compute_sqrt", "bucket_sort"]}
+CHOMSKY_LENGTHS = [*range(41, 500, 10), 500]
+CHOMSKY_QUICK = {"regular": ["parity_check"], "dcf": ["stack_manipulation"], "cs": ["duplicate_string"]}
+CHOMSKY_PER_LENGTH = 10
+CHOMSKY_TASKS = {name: ("reverse", {"alphabet": "01", "max_len": 40, "ood_min_len": 41, "ood_max_len": 500})
+                 if name == "reverse_string" else (name, {}) for names in CHOMSKY_LEVELS.values() for name in names}
+CHOMSKY = {f"chomsky-{name}": Preset(task, options, "1min", [0, 1, 2],
+                                     f"{name} ({level}): trained on lengths 1..40, scored on 41..500 (docs/chomsky.md)",
+                                     sizes={"ood_size": 200}, curve=CHOMSKY_PER_LENGTH, study="chomsky",
+                                     curve_values=CHOMSKY_LENGTHS, arch_settings={"ber": {"n_slots": 81}})
+           for level, names in CHOMSKY_LEVELS.items() for name in names for task, options in [CHOMSKY_TASKS[name]]}
+
 PRESETS = {
     "bracket-1min": Preset("bracket", {}, "1min", [0, 1, 2], "bracket closing, inputs 1..30: every architecture >= 99%, best >= 99.9%"),
     "bracket-10min": Preset("bracket", {}, "10min", [0, 1, 2], "bracket closing: every architecture >= 99.9%; OOD 31..60: every >= 99%; "
@@ -104,8 +128,15 @@ PRESETS = {
                            "OOD 21..40 and OOD2 41..80: how far each carries", ood2={"ood_min_len": 41, "ood_max_len": 80}),
     **POS_STUDY,
     **LEVER_STUDY,
+    **CHOMSKY,
 }
-QUICK = {"quick-bracket-15s": Preset("bracket", {}, "15s", [0], "smoke test", curve=5)}
+QUICK = {"quick-bracket-15s": Preset("bracket", {}, "15s", [0], "smoke test", curve=5),
+         # the Chomsky protocol in a few minutes: a task of each level, three lengths past training
+         **{f"quick-chomsky-{name}": Preset(name, {}, "15s", [0], "smoke test of the Chomsky protocol", sizes={"ood_size": 20},
+                                           curve=3, study="quick-chomsky", curve_values=[41, 81, 161],
+                                           arch_settings={"ber": {"n_slots": 81}})
+            for names in CHOMSKY_QUICK.values() for name in names}}
+CHOMSKY_STUDIES = {"chomsky": CHOMSKY_LEVELS, "quick-chomsky": CHOMSKY_QUICK}  # reported in the paper's layout
 COLUMNS = ["preset", "arch", "budget", "seed", "test_em", "ood_em", "ood2_em", "steps", "samples_per_s", "params",
            "peak_share", "gpu_util", "wall_time", "train_time", "val_time", "cpu_per_wall", "load_start", "load_end",
            "matmul_gflops", "device", "run", "date", "torch", "config", "groups", "curve"]
@@ -199,7 +230,8 @@ def task_preset(spec: D.DataSpec, budget: str, seeds: list) -> tuple[str, Preset
 def request_of(p: Preset, arch: str, **where) -> Request:
     """What a preset asks for one architecture; where: seed, threads, device, models_dir, data_dir."""
     return Request(arch=arch, budget=p.budget, data=D.DataSpec(p.task, p.options or None, **p.sizes),
-                   model=dict(p.settings.get("model", {})), **{k: v for k, v in p.settings.items() if k != "model"}, **where)
+                   model={**p.settings.get("model", {}), **p.arch_settings.get(arch, {})},
+                   **{k: v for k, v in p.settings.items() if k != "model"}, **where)
 
 
 def run_cell(name, p: Preset, arch, seed, threads, device="auto", data_dir="data") -> dict:
@@ -211,7 +243,7 @@ def run_cell(name, p: Preset, arch, seed, threads, device="auto", data_dir="data
     loop_start = begin + m["setup_time"]  # the training loop, its validation included
     ev = scoring.evaluate_run(m["run"], m["device"])
     ev2 = scoring.evaluate_run(m["run"], m["device"], p.ood2) if p.ood2 else None
-    curve = scoring.curve_run(m["run"], m["device"], p.curve) if p.curve else None
+    curve = scoring.curve_run(m["run"], m["device"], p.curve, values=p.curve_values or None) if p.curve else None
     return {"preset": name, "arch": arch, "budget": p.budget, "seed": seed, "test_em": ev["test"]["exact_match"],
             "ood_em": ev["ood"]["exact_match"], "ood2_em": ev2["ood"]["exact_match"] if ev2 else None,
             "steps": m["steps"], "samples_per_s": m["samples_per_s"],
@@ -226,11 +258,13 @@ def run_cell(name, p: Preset, arch, seed, threads, device="auto", data_dir="data
 
 
 def curve_json(curve) -> str:
-    """A run's accuracy curve as runs.csv keeps it: axis, training maximum, value -> (exact match, n)."""
+    """A run's accuracy curve as runs.csv keeps it: axis, training maximum, value -> (exact match,
+    n), and value -> token accuracy (the Chomsky-hierarchy paper's score)."""
     c = curve["curve"]
+    rounded = lambda x: None if x != x else round(x, 4)  # noqa: E731
     return json.dumps({"axis": curve["axis"], "trained": curve["trained"],
-                       "em": {int(v): [None if em != em else round(em, 4), int(n)]
-                              for v, em, n in zip(c["value"], c["exact_match"], c["n"])}},
+                       "em": {int(v): [rounded(em), int(n)] for v, em, n in zip(c["value"], c["exact_match"], c["n"])},
+                       "acc": {int(v): rounded(acc) for v, acc in zip(c["value"], c["token_accuracy"])}},
                       separators=(",", ":"))
 
 
@@ -535,7 +569,7 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
             lines += ["Exact match by length (digit count), 1 to 4x the training maximum; `holds_99` / `holds_90` above: "
                       "the longest up to which every value reaches 99% / 90% (median over seeds).", "",
                       f"![{preset} curve]({curve})", ""]
-    lines += study_tables(table, known)
+    lines += study_tables(table, known, df)
     for pic in (p for p in pics if p.startswith("accuracy_vs_budget-")):
         name = pic.removeprefix("accuracy_vs_budget-").removesuffix(".png")
         lines += [f"## Accuracy versus budget ({name})", "", f"![accuracy versus budget, {name}]({pic})", ""]
@@ -544,14 +578,21 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
         f.write("\n".join(lines))
     if readme:
         write_readme_tables(df, readme)
+        chomsky.write_doc(chomsky.table(df, {n: p for n, p in known.items() if p.study == "chomsky"}, CHOMSKY_LEVELS),
+                          CHOMSKY_DOC)
 
 
-def study_tables(table: pd.DataFrame, known: dict) -> list[str]:
+def study_tables(table: pd.DataFrame, known: dict, df: pd.DataFrame) -> list[str]:
     """For each study (presets with the same `study`), a table side by side: an architecture per
     row, a preset per column, each cell holds_99 / holds_90 / OOD2 exact match (medians) at the
-    preset's own budget (its rows under --budget are reported apart, not mixed in); known: report's presets."""
+    preset's own budget (its rows under --budget are reported apart, not mixed in); known: report's
+    presets. The Chomsky studies get the paper's layout instead (bench/chomsky.py, from the rows df)."""
     lines = []
     for study in dict.fromkeys(p.study for p in known.values() if p.study):
+        if study in CHOMSKY_STUDIES:
+            found = chomsky.table(df, {n: p for n, p in known.items() if p.study == study}, CHOMSKY_STUDIES[study])
+            lines += [f"## Study: {study}", "", *found] if found else []
+            continue
         names = [n for n, p in known.items() if p.study == study and n in set(table["preset"])]
         rows = table[[p in names and b == known[p].budget for p, b in zip(table["preset"], table["budget"])]]
         if rows.empty:
@@ -565,6 +606,7 @@ def study_tables(table: pd.DataFrame, known: dict) -> list[str]:
 
 
 README = "README.md"
+CHOMSKY_DOC = os.path.join("docs", "chomsky.md")
 README_BEGIN = "<!-- results: written by python -m bench --report from bench/results/runs.csv -->"
 README_END = "<!-- end of results -->"
 
@@ -636,8 +678,10 @@ def main(argv=None):
     cli.catch_ctrl_c()
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog=__doc__.split("\n", 2)[2])
-    p.add_argument("--quick", action="store_true", help="every architecture for 15s on bracket (a few minutes)")
-    p.add_argument("--only", help=f"comma-separated presets: {', '.join(PRESETS)}")
+    p.add_argument("--quick", action="store_true", help="every architecture for 15s on bracket and on a Chomsky task of each "
+                                                        "level (--only quick-bracket-15s for the bracket alone)")
+    studies = sorted({p.study for p in PRESETS.values() if p.study} | {p.study for p in QUICK.values() if p.study})
+    p.add_argument("--only", help=f"comma-separated presets or studies: {', '.join(PRESETS)}; {', '.join(studies)}")
     p.add_argument("--archs", default=",".join(ALL), help="comma-separated architectures (default all)")
     p.add_argument("--budget", help="train every run of the chosen presets for this budget instead (e.g. 3s, 30000steps)")
     p.add_argument("--seeds", help="comma-separated seeds to run instead of each preset's (e.g. 0; default: the "
@@ -652,11 +696,12 @@ def main(argv=None):
     D.add_data_args(p, task_default=None)  # --task NAME and its options: any registered task, as a preset of its own
     a = p.parse_args(argv)
     presets = QUICK if a.quick else PRESETS
-    if a.only:
-        unknown = set(a.only.split(",")) - set(presets)
+    if a.only:  # presets by name, or every preset of a study (chomsky)
+        chosen = set(a.only.split(","))
+        unknown = chosen - set(presets) - {p.study for p in presets.values()}
         if unknown:
             p.error(f"unknown preset {sorted(unknown)[0]!r}; choose from {', '.join(presets)}")
-        presets = {k: v for k, v in presets.items() if k in a.only.split(",")}
+        presets = {k: v for k, v in presets.items() if k in chosen or v.study in chosen}
     if a.seeds and not re.fullmatch(r"\d+(,\d+)*", a.seeds):
         p.error(f"--seeds expects whole numbers separated by commas, e.g. 0,1,2; got {a.seeds!r}")
     try:
@@ -703,7 +748,7 @@ def main(argv=None):
               f"{row['samples_per_s']:.0f} samples/s, {row['peak_share']:.1%} of matmul peak"
               + (f", GPU busy {row['gpu_util']:.0%}" if row["gpu_util"] is not None else ""), flush=True)
         if a.commit:
-            git_commit(RESULTS, f"bench: {name} {arch} {budget} seed {seed}: test {row['test_em']:.2%}")
+            git_commit([RESULTS, README, CHOMSKY_DOC], f"bench: {name} {arch} {budget} seed {seed}: test {row['test_em']:.2%}")
     return 0
 
 

@@ -15,7 +15,7 @@ from conftest import assert_one_line_error, run_cli, run_main
 def test_quick_bench_writes_results_and_resumes(tmp_path):
     p, _ = run_cli("dataset.py", "--task", "bracket", cwd=tmp_path)  # the data, made outside the tiny budgets
     assert p.returncode == 0, p.stderr
-    p, _ = run_cli("bench", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path, timeout=300)
+    p, _ = run_cli("bench", "--quick", "--only", "quick-bracket-15s", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "0 of 2 runs done on cpu; 2 to go" in p.stdout
     results = tmp_path / "bench" / "results"
@@ -39,7 +39,7 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
         assert (tmp_path / run / "metrics.json").exists()
         assert any(f.startswith("evaluation_summary") for f in os.listdir(tmp_path / run))
 
-    p, _ = run_cli("bench", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path)
+    p, _ = run_cli("bench", "--quick", "--only", "quick-bracket-15s", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "2 of 2 runs done on cpu; 0 to go" in p.stdout, "a finished cell is never run twice"
     assert len(pd.read_csv(results / "runs.csv")) == 2
@@ -47,7 +47,7 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
     config = json.loads(df.loc[1, "config"])  # gpt's row as if made before its default batch size changed
     df.loc[1, "config"] = json.dumps({**config, "batch_size": config["batch_size"] * 2})
     df.to_csv(results / "runs.csv", index=False)
-    p, _ = run_cli("bench", "--quick", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path, timeout=300)
+    p, _ = run_cli("bench", "--quick", "--only", "quick-bracket-15s", "--archs", "gru,gpt", "--budget", "3s", cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "1 of 2 runs done on cpu; 1 to go" in p.stdout and "1 of them ran before under settings or splits that have changed" in p.stdout
     df = pd.read_csv(results / "runs.csv")
@@ -56,11 +56,29 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
     assert "Not in this table, made under earlier settings or run again since (in runs.csv): `gpt` 1 run" in report
     assert "| gpt    |      1 |" in report, "the median is over the runs under the latest settings only"
 
-    p, _ = run_cli("bench", "--quick", "--archs", "gru", "--budget", "3s", "--again", cwd=tmp_path, timeout=300)
+    p, _ = run_cli("bench", "--quick", "--only", "quick-bracket-15s", "--archs", "gru", "--budget", "3s", "--again",
+                   cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "0 of 1 runs done on cpu; 1 to go" in p.stdout, "--again runs a finished cell"
     assert list(pd.read_csv(results / "runs.csv")["arch"]) == ["gru", "gpt", "gpt", "gru"]
     assert "`gru` 1 run" in (results / "README.md").read_text(), "the first gru row is left out of the median"
+
+
+def test_quick_chomsky_protocol_scores_token_accuracy_past_training(tmp_path):
+    """`--quick --only quick-chomsky`: a task of each level, scored at lengths 41, 81 and 161 with
+    exact match and token accuracy, reported in the paper's layout beside its Table 2; ber gets
+    its 81 answer slots from the preset."""
+    assert bench.planned(bench.QUICK["quick-chomsky-duplicate_string"], "ber")["n_slots"] == 81
+    p, _ = run_cli("bench", "--quick", "--only", "quick-chomsky", "--archs", "stack", cwd=tmp_path, timeout=600)
+    assert p.returncode == 0, p.stderr
+    df = pd.read_csv(tmp_path / "bench" / "results" / "runs.csv")
+    assert sorted(df["preset"]) == ["quick-chomsky-duplicate_string", "quick-chomsky-parity_check",
+                                    "quick-chomsky-stack_manipulation"]
+    for curve in df["curve"]:
+        c = json.loads(curve)
+        assert sorted(map(int, c["em"])) == [41, 81, 161] and all(0 <= a <= 1 for a in c["acc"].values())
+    report = (tmp_path / "bench" / "results" / "README.md").read_text()
+    assert "## Study: quick-chomsky" in report and "| cs | duplicate_string |" in report and "paper: RNN" in report
 
 
 def test_a_row_counts_only_under_the_settings_a_cell_would_train_with():

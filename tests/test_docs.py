@@ -35,6 +35,18 @@ def test_readme_results_are_the_generated_tables(monkeypatch):
     assert block == "\n" + expected and "| gru" in expected
 
 
+def test_chomsky_table_is_the_generated_one(monkeypatch):
+    """docs/chomsky.md's table is what `python -m bench --report` writes from runs.csv (the Chomsky
+    presets' rows beside the paper's Table 2)."""
+    import bench.run as bench
+    from bench import chomsky
+    monkeypatch.chdir(ROOT)
+    block = read("docs/chomsky.md").split(chomsky.BEGIN, 1)[1].split(chomsky.END, 1)[0]
+    expected = chomsky.table(bench.load_results(), {n: p for n, p in bench.PRESETS.items() if p.study == "chomsky"},
+                             bench.CHOMSKY_LEVELS)
+    assert block == "\n" + "\n".join(expected) + "\n"
+
+
 def commands(markdown: str) -> list[str]:
     """The commands in a Markdown file's code blocks: `$ ` lines, and every line of sh blocks."""
     out = []
