@@ -93,9 +93,9 @@ LEVER_STUDY = {f"lever-bracket-{name}": Preset("bracket", {}, "8000steps", seeds
 
 # The Chomsky-hierarchy benchmark (Deletang et al. 2023; docs/chomsky.md): each task trained on
 # lengths 1..40 for a minute, scored on lengths 41..500 (every tenth length and 500, CHOMSKY_PER_LENGTH
-# problems each), three seeds. ber writes into 81 answer slots (twice the longest training input,
-# plus <eos>): the paper's encoder is given |y| blank tokens, ours must end its answer itself and
-# cannot write past its slots.
+# problems each), three seeds. ber writes into as many answer slots as the longest training answer
+# and its <eos> need (chomsky_slots): the paper's encoder is given |y| blank tokens, ours must end
+# its answer itself and cannot write past its slots.
 CHOMSKY_LEVELS = {"regular": ["even_pairs", "modular_arithmetic", "parity_check", "cycle_navigation"],
                   "dcf": ["stack_manipulation", "reverse_string", "modular_arithmetic_brackets", "solve_equation"],
                   "cs": ["duplicate_string", "missing_duplicate_string", "odds_first", "binary_addition",
@@ -105,10 +105,18 @@ CHOMSKY_QUICK = {"regular": ["parity_check"], "dcf": ["stack_manipulation"], "cs
 CHOMSKY_PER_LENGTH = 10
 CHOMSKY_TASKS = {name: ("reverse", {"alphabet": "01", "max_len": 40, "ood_min_len": 41, "ood_max_len": 500})
                  if name == "reverse_string" else (name, {}) for names in CHOMSKY_LEVELS.values() for name in names}
+
+
+def chomsky_slots(task: str, options: dict) -> dict:
+    """ber's answer slots on a Chomsky task: the longest answer of an input of the longest
+    training length (40), and its <eos>."""
+    return {"ber": {"n_slots": make_task(task, {**options, "ood_min_len": 40, "ood_max_len": 40}).max_target_len() + 1}}
+
+
 CHOMSKY = {f"chomsky-{name}": Preset(task, options, "1min", [0, 1, 2],
                                      f"{name} ({level}): trained on lengths 1..40, scored on 41..500 (docs/chomsky.md)",
                                      sizes={"ood_size": 200}, curve=CHOMSKY_PER_LENGTH, study="chomsky",
-                                     curve_values=CHOMSKY_LENGTHS, arch_settings={"ber": {"n_slots": 81}})
+                                     curve_values=CHOMSKY_LENGTHS, arch_settings=chomsky_slots(task, options))
            for level, names in CHOMSKY_LEVELS.items() for name in names for task, options in [CHOMSKY_TASKS[name]]}
 
 PRESETS = {
@@ -134,7 +142,7 @@ QUICK = {"quick-bracket-15s": Preset("bracket", {}, "15s", [0], "smoke test", cu
          # the Chomsky protocol in a few minutes: a task of each level, three lengths past training
          **{f"quick-chomsky-{name}": Preset(name, {}, "15s", [0], "smoke test of the Chomsky protocol", sizes={"ood_size": 20},
                                            curve=3, study="quick-chomsky", curve_values=[41, 81, 161],
-                                           arch_settings={"ber": {"n_slots": 81}})
+                                           arch_settings=chomsky_slots(name, {}))
             for names in CHOMSKY_QUICK.values() for name in names}}
 CHOMSKY_STUDIES = {"chomsky": CHOMSKY_LEVELS, "quick-chomsky": CHOMSKY_QUICK}  # reported in the paper's layout
 COLUMNS = ["preset", "arch", "budget", "seed", "test_em", "ood_em", "ood2_em", "steps", "samples_per_s", "params",

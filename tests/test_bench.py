@@ -67,8 +67,9 @@ def test_quick_bench_writes_results_and_resumes(tmp_path):
 def test_quick_chomsky_protocol_scores_token_accuracy_past_training(tmp_path):
     """`--quick --only quick-chomsky`: a task of each level, scored at lengths 41, 81 and 161 with
     exact match and token accuracy, reported in the paper's layout beside its Table 2; ber gets
-    its 81 answer slots from the preset."""
+    as many answer slots as the longest training answer needs (duplicate_string: 80 and <eos>)."""
     assert bench.planned(bench.QUICK["quick-chomsky-duplicate_string"], "ber")["n_slots"] == 81
+    assert bench.planned(bench.QUICK["quick-chomsky-parity_check"], "ber")["n_slots"] == 2
     p, _ = run_cli("bench", "--quick", "--only", "quick-chomsky", "--archs", "stack", cwd=tmp_path, timeout=600)
     assert p.returncode == 0, p.stderr
     df = pd.read_csv(tmp_path / "bench" / "results" / "runs.csv")
