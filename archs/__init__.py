@@ -31,6 +31,9 @@ class Arch(Protocol):
     def task_defaults(self, task) -> dict: ...      # model settings for a task (settings.py, layer 4)
     def task_train_defaults(self, task) -> dict: ...  # training settings for a task (layer 4)
     def prepare_export(self) -> None: ...           # optional: called before each ONNX export
+    def explain(self, model, prompt, answer) -> list: ...  # optional: explain.py's panels of how the model
+                                                           # wrote answer (archs/common.py panel); without it
+                                                           # explain.py says it is not available
 
 
 def _discover() -> dict:

@@ -25,6 +25,8 @@ from archs.common import (
     check_attention,
     check_vocab,
     init_weights,
+    panel,
+    recording,
     require,
 )
 from codec import MASK, PAD
@@ -68,6 +70,19 @@ def task_defaults(task) -> dict:
 
 def task_train_defaults(task) -> dict:
     return {}
+
+
+def explain(model, prompt, answer) -> list[dict]:
+    """What explain.py draws (archs.Arch): every layer and head's attention of the answer slots
+    over the prompt and the slots, filled in one pass."""
+    from layouts import slot_inputs
+    x, slot_pos = slot_inputs(prompt, (prompt != PAD).sum(1), model.cfg.n_slots)
+    with recording(model) as weights:
+        model(x, slot_pos)
+    slots, cols = [f"slot {k + 1}" for k in range(slot_pos.shape[1])], x[0].tolist()
+    for k, i in enumerate(slot_pos[0].tolist()):
+        cols[i] = slots[k]
+    return [panel(f"layer {i + 1}: the slots' attention", "attention", w[0][:, slot_pos[0]], slots, cols) for i, w in enumerate(weights)]
 
 
 def search_space(trial):

@@ -20,13 +20,14 @@ Masks. Every model builds one additive bias per forward (B, H, Tq, Tk) from toke
 key-validity mask, shared by all layers. A query always sees itself, so no row is fully masked
 (padding queries would otherwise produce NaN that leaks through the values of later layers).
 """
+import contextlib
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from codec import SEP
+from codec import PAD, SEP
 from errors import SettingsError
 
 POS_KINDS = ("alibi", "rope", "none", "fire")
@@ -178,6 +179,8 @@ def apply_rope(x, tables):
 
 
 class Attention(nn.Module):
+    record = None  # a list while `recording`: each forward appends its attention weights (B, H, Tq, Tk)
+
     def __init__(self, d_model, n_head, dropout, cross=False):
         super().__init__()
         self.n_head, self.dropout, self.cross = n_head, dropout, cross
@@ -207,8 +210,47 @@ class Attention(nn.Module):
                 if "k" in cache:
                     k, v = torch.cat((cache["k"], k), 2), torch.cat((cache["v"], v), 2)
                 cache["k"], cache["v"] = k, v
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0)
+        if self.record is not None:  # explain.py's path: the weights spelled out, the same output
+            w = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + (0 if bias is None else bias), dim=-1)
+            self.record.append(w.detach())
+            y = w @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0)
         return self.o(y.transpose(1, 2).flatten(2))
+
+
+@contextlib.contextmanager
+def recording(model):
+    """Within it, every Attention of model computes its weights explicitly (softmax of q k^T /
+    sqrt(d) plus the bias: what the fused kernel computes) and appends them, (B, H, Tq, Tk) in
+    the order they run, to the list it yields. Outside it the fused kernel runs, so training,
+    decoding and exported graphs never pay for the weights."""
+    found = [m for m in model.modules() if isinstance(m, Attention)]
+    weights = []
+    for m in found:
+        m.record = weights
+    try:
+        yield weights
+    finally:
+        for m in found:
+            m.record = None
+
+
+def panel(name: str, kind: str, values, rows: list, cols: list) -> dict:
+    """One picture of an architecture's explain(): values (H, R, C) for H heads (1 for a state),
+    rows and cols the labels of its axes: token ids (explain.py writes their symbols) or text."""
+    return {"name": name, "kind": kind, "values": values.detach().float().cpu(), "rows": rows, "cols": cols}
+
+
+def bias_panel(positions: "Positions", tokens, name: str) -> list[dict]:
+    """The position bias of an attention stack over tokens (1, T) (ALiBi's distances, FIRE's learned
+    function, -inf where a key is hidden), per head, as explain() shows it beside the weights; none
+    for rope or no encoding, which add nothing to the scores."""
+    if positions.kind not in ("alibi", "fire"):
+        return []
+    bias, _ = positions.step(tokens != PAD)
+    ids = tokens[0].tolist()
+    return [panel(name, "bias", bias[0].expand(positions.n_head, -1, -1), ids, ids)]
 
 
 class Block(nn.Module):

@@ -12,10 +12,13 @@ from archs.common import (
     DigitPlaces,
     Fire,
     Positions,
+    bias_panel,
     check_attention,
     check_vocab,
     init_weights,
     layer_caches,
+    panel,
+    recording,
     stack_caches,
 )
 from codec import PAD
@@ -58,6 +61,17 @@ def task_defaults(task) -> dict:
 
 def task_train_defaults(task) -> dict:
     return {}
+
+
+def explain(model, prompt, answer) -> list[dict]:
+    """What explain.py draws (archs.Arch): the causal self-attention of every layer and head over
+    the stream the model reads to write answer after prompt, and the position bias (ALiBi, FIRE)."""
+    tokens = torch.cat((prompt, answer[:, :-1]), 1)
+    with recording(model) as weights:
+        model(tokens)
+    ids = tokens[0].tolist()
+    return [*(panel(f"layer {i + 1}: self-attention", "attention", w[0], ids, ids) for i, w in enumerate(weights)),
+            *bias_panel(model._positions(), tokens, "position bias")]
 
 
 def search_space(trial):

@@ -3,7 +3,17 @@ space live in archs/rnn.py, shared with lstm; gru's own task defaults are below 
 has their measurements)."""
 from functools import partial
 
-from archs.rnn import EXPORT, GROWN_BY_TASK, LORA_TARGETS, RNNLM, TRAIN_DEFAULTS, Config, prepare_export, search_space  # noqa: F401
+from archs.rnn import (  # noqa: F401
+    EXPORT,
+    GROWN_BY_TASK,
+    LORA_TARGETS,
+    RNNLM,
+    TRAIN_DEFAULTS,
+    Config,
+    explain,
+    prepare_export,
+    search_space,
+)
 
 Model = partial(RNNLM, cell="gru")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from archs.common import require
+from archs.common import panel, require
 from codec import PAD, SEP
 
 
@@ -58,13 +58,32 @@ def task_train_defaults(task) -> dict:
     return {}
 
 
+def explain(model, prompt, answer) -> list[dict]:
+    """What explain.py draws (archs.Arch): the controller's state at every token it reads to write
+    answer after prompt (units ordered by the token where each peaks) and the probability of each
+    of the memory's actions there (push, pop, no-op; or the tape's moves)."""
+    tokens = torch.cat((prompt, answer[:, :-1]), 1)
+    model.trace = []
+    try:
+        model(tokens)
+        states, actions = (torch.stack(x, 1) for x in zip(*model.trace))  # (d_model, T), (n_actions, T)
+    finally:
+        model.trace = None
+    order = torch.argsort(states.abs().argmax(1) * states.shape[0] + torch.arange(states.shape[0]))
+    ids = tokens[0].tolist()
+    return [panel("controller state (units by the token where each peaks)", "state", states[order][None],
+                  [f"u{u}" for u in order.tolist()], ids),
+            panel("memory actions", "actions", actions[None], list(model.actions), ids)]
+
+
 class MemoryRNN(nn.Module):
-    """The controller and its loop. A subclass gives the memory: `n_actions`, `new(lengths)` (an
-    empty memory for rows of these input lengths, a dict of tensors), `read(memory)` -> the
-    current cell (B, cell), and `write(memory, actions, value)` -> the memory after the actions'
-    mix, value (B, cell) being what the controller writes."""
+    """The controller and its loop. A subclass gives the memory: `actions` (their names),
+    `new(lengths)` (an empty memory for rows of these input lengths, a dict of tensors), and
+    `write(memory, actions, value, lengths)` -> the memory after the actions' mix, value
+    (B, cell) being what the controller writes."""
     layout = "decoder"
-    n_actions: int
+    actions: tuple
+    trace = None  # a list while explain() runs: (state, action probabilities) of row 0 at each token
 
     def __init__(self, cfg: Config):
         super().__init__()
@@ -73,6 +92,7 @@ class MemoryRNN(nn.Module):
         self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)  # also the controller's input weights and bias
         self.read = nn.Linear(cfg.cell, cfg.d_model, bias=False)
         self.rec = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.n_actions = len(self.actions)
         self.act = nn.Linear(cfg.d_model, self.n_actions + cfg.cell)  # the actions' logits, then the value written
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
@@ -100,6 +120,8 @@ class MemoryRNN(nn.Module):
             control = self.act(h_new)
             actions, value = control[:, : self.n_actions].softmax(-1), control[:, self.n_actions:]
             new = self.write(memory, actions, value, state["lengths"])
+            if self.trace is not None:
+                self.trace.append((h_new[0], actions[0]))
             keep = real[:, t]
             h = torch.where(keep[:, None], h_new, h)
             memory = {k: torch.where(keep.view(-1, *[1] * (v.dim() - 1)), new[k], self.fit(v, new[k])) for k, v in memory.items()}

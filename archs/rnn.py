@@ -53,6 +53,20 @@ def search_space(trial):
                       "warmup": trial.suggest_float("warmup", 0.0, 0.1)}}
 
 
+def explain(model, prompt, answer) -> list[dict]:
+    """What explain.py draws (archs.Arch): the hidden state of the last layer at every token the
+    model reads to write answer after prompt, units ordered by the token where each peaks, so
+    that units which track the same moment line up."""
+    from archs.common import panel
+    tokens = torch.cat((prompt, answer[:, :-1]), 1)
+    x = model.emb(tokens) if model.places is None else model.emb(tokens) + model.places(tokens)
+    out, _ = model.rnn(x)
+    state = out[0].t()  # (units, T)
+    order = torch.argsort(state.abs().argmax(1) * state.shape[0] + torch.arange(state.shape[0]))
+    return [panel("hidden state (units by the token where each peaks)", "state", state[order][None],
+                  [f"u{u}" for u in order.tolist()], tokens[0].tolist())]
+
+
 @cache
 def cpu_has_bf16_lstm() -> bool:
     """Whether this CPU's oneDNN has a bfloat16 LSTM kernel. It has one where the CPU has AVX512-BF16

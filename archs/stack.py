@@ -15,6 +15,7 @@ from archs.memory import (  # noqa: F401 -- what archs.Arch declares, shared wit
     TRAIN_DEFAULTS,
     Config,
     MemoryRNN,
+    explain,
     search_space,
     task_defaults,
     task_train_defaults,
@@ -22,7 +23,7 @@ from archs.memory import (  # noqa: F401 -- what archs.Arch declares, shared wit
 
 
 class StackRNN(MemoryRNN):
-    n_actions = 3  # push, pop, no-op
+    actions = ("push", "pop", "no-op")
 
     def new(self, lengths) -> dict:
         """An empty stack of one cell per row: cells (B, 1, cell)."""

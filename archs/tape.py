@@ -18,6 +18,7 @@ from archs.memory import (  # noqa: F401 -- what archs.Arch declares, shared wit
     TRAIN_DEFAULTS,
     Config,
     MemoryRNN,
+    explain,
     search_space,
     task_defaults,
     task_train_defaults,
@@ -39,7 +40,7 @@ def roll(cells, shift, ring):
 
 
 class TapeRNN(MemoryRNN):
-    n_actions = 5  # write and stay, left, right, jump left, jump right
+    actions = ("write and stay", "left", "right", "jump left", "jump right")
 
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -3,6 +3,7 @@ with cross-attention writes target <eos> after a <bos> (the encdec layout, layou
 steps cache the decoder's keys and values and compute the cross-attention keys/values once."""
 from dataclasses import dataclass, field
 
+import torch
 import torch.nn as nn
 
 from archs.common import (
@@ -12,14 +13,17 @@ from archs.common import (
     DigitPlaces,
     Fire,
     Positions,
+    bias_panel,
     check_attention,
     check_vocab,
     cross_bias,
     init_weights,
     layer_caches,
+    panel,
+    recording,
     stack_caches,
 )
-from codec import PAD
+from codec import BOS, PAD
 
 
 @dataclass
@@ -61,6 +65,21 @@ def task_defaults(task) -> dict:
 
 def task_train_defaults(task) -> dict:
     return {}
+
+
+def explain(model, prompt, answer) -> list[dict]:
+    """What explain.py draws (archs.Arch): the encoder's self-attention over the prompt, the
+    decoder's causal self-attention over what it has written and its cross-attention to the
+    prompt, every layer and head; and the encoder's position bias (ALiBi, FIRE)."""
+    tgt = torch.cat((torch.full_like(answer[:, :1], BOS), answer[:, :-1]), 1)
+    with recording(model) as weights:
+        model(prompt, tgt)
+    n, src, dec = model.cfg.n_layer, prompt[0].tolist(), tgt[0].tolist()
+    panels = [panel(f"encoder layer {i + 1}: self-attention", "attention", weights[i][0], src, src) for i in range(n)]
+    for i in range(n):
+        panels += [panel(f"decoder layer {i + 1}: self-attention", "attention", weights[n + 2 * i][0], dec, dec),
+                   panel(f"decoder layer {i + 1}: cross-attention", "attention", weights[n + 2 * i + 1][0], dec, src)]
+    return panels + bias_panel(model._positions(causal=False), prompt, "encoder position bias")
 
 
 def search_space(trial):
