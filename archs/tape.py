@@ -30,13 +30,15 @@ def ring_size(lengths):
     return 4 * (lengths + 2)
 
 
-def roll(cells, shift, ring):
-    """Each row's ring (its first ring[b] cells) turned by shift[b] cells: cell i takes what was at
-    i - shift (mod ring); the cells past a row's ring stay empty."""
-    i = torch.arange(cells.shape[1], device=cells.device)[None, :]
-    source = (i - shift[:, None]) % ring[:, None]
-    turned = cells.gather(1, source[..., None].expand_as(cells))
-    return turned * (i < ring[:, None])[..., None]
+def rolls(cells, shifts, ring):
+    """Each row's ring (its first ring[b] cells) turned by each of shifts (K, B): (K, B, S, cell),
+    cell i of turn k taking what was at i - shifts[k, b] (mod ring[b]); the cells past a row's
+    ring stay empty. One gather for every turn."""
+    K, (B, S, C) = shifts.shape[0], cells.shape
+    i = torch.arange(S, device=cells.device)
+    source = (i - shifts[..., None]) % ring[None, :, None]  # (K, B, S)
+    turned = cells[None].expand(K, B, S, C).gather(2, source[..., None].expand(K, B, S, C))
+    return turned * (i < ring[:, None])[None, ..., None]
 
 
 class TapeRNN(MemoryRNN):
@@ -53,12 +55,10 @@ class TapeRNN(MemoryRNN):
 
     def write(self, memory, actions, value, lengths) -> dict:
         """The tape after writing under the head and moving by the mix of the five actions."""
-        cells, ring = memory["cells"], ring_size(lengths)
-        written = torch.cat((self.value(value)[:, None], cells[:, 1:]), 1)
+        written = torch.cat((self.value(value)[:, None], memory["cells"][:, 1:]), 1)
         one = torch.ones_like(lengths)
-        moved = [written, roll(written, -one, ring), roll(written, one, ring), roll(written, -lengths, ring),
-                 roll(written, lengths, ring)]
-        return {"cells": sum(actions[:, i, None, None] * m for i, m in enumerate(moved))}
+        moved = rolls(written, torch.stack((-one, one, -lengths, lengths)), ring_size(lengths))  # left, right, jumps
+        return {"cells": actions[:, 0, None, None] * written + torch.einsum("bk,kbsc->bsc", actions[:, 1:], moved)}
 
 
 Model = TapeRNN
