@@ -6,6 +6,7 @@
         optimizer.pt       optimizer state for --resume (loaded with weights_only=True)
         metrics.json       test exact match, steps, samples, times, seed, versions, machine load
         curve.csv          the training curve
+        training.png       the curve drawn: loss, validation exact match and learning rate
         adapters.safetensors   (LoRA runs) the adapters, already folded into model.safetensors
 
 A folder is written under a hidden temporary name and renamed into place in one step, so an
@@ -99,10 +100,12 @@ def load_weights(model, path):
             own[name].copy_(t)
 
 
-def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str, adapters: dict | None = None):
+def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str, adapters: dict | None = None,
+             files: dict | None = None):
     """Write a complete run folder in one atomic rename, at `path` or, if that name was taken
     meanwhile, at `path_2`, `path_3`, ...; returns the folder written. Never replaces a folder.
-    adapters: LoRA tensors to keep beside the (merged) weights, as adapters.safetensors."""
+    adapters: LoRA tensors to keep beside the (merged) weights, as adapters.safetensors; files:
+    other files of the run, name -> bytes (training.png)."""
     parent = os.path.dirname(path) or "."
     os.makedirs(parent, exist_ok=True)
     tmp = tmp_dir(parent)
@@ -118,6 +121,9 @@ def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str
         write_json(os.path.join(tmp, "metrics.json"), metrics)
         with open(os.path.join(tmp, "curve.csv"), "w", encoding="utf-8") as f:
             f.write(curve_csv)
+        for name, data in (files or {}).items():
+            with open(os.path.join(tmp, name), "wb") as f:
+                f.write(data)
         final, k = path, 2
         while True:  # another process may have taken the name since new_run_dir chose it
             try:
@@ -134,19 +140,20 @@ def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str
 RESCUE_DIR = os.path.join(tempfile.gettempdir(), "harness-rescue")
 
 
-def save_run_or_rescue(path, model, optimizer, config, metrics, curve_csv, ask=None, adapters=None) -> tuple[str, str | None]:
+def save_run_or_rescue(path, model, optimizer, config, metrics, curve_csv, ask=None, adapters=None,
+                       files=None) -> tuple[str, str | None]:
     """save_run at path; when that fails (disk full, no permission), the same run under
     RESCUE_DIR, then in each folder ask(problem) names until one works or it answers nothing.
     Returns (folder written, None) or (folder written elsewhere, the one-line problem with path).
     RunError when nothing could be written: only then is the trained model lost."""
     try:
-        return save_run(path, model, optimizer, config, metrics, curve_csv, adapters), None
+        return save_run(path, model, optimizer, config, metrics, curve_csv, adapters, files), None
     except OSError as e:
         problem = f"could not write {path} ({e.strerror or e})"
     dest = os.path.join(RESCUE_DIR, os.path.basename(path))
     while True:
         try:
-            return save_run(dest, model, optimizer, config, metrics, curve_csv, adapters), problem
+            return save_run(dest, model, optimizer, config, metrics, curve_csv, adapters, files), problem
         except OSError as e:
             problem += f", nor {dest} ({e.strerror or e})"
         answer = ask(problem) if ask else None

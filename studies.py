@@ -404,7 +404,41 @@ def report(url, study_name, grace=30):
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
+    if (curves := trial_curves(study, os.path.join(out, "curves.png"))) is not None:
+        written.append(curves)
     console.print("written: " + ", ".join(written))
+
+
+def trial_curves(study, path) -> str | None:
+    """Every trial's validation curve on one plot (exact match against training seconds, from the
+    curve.csv of its run folder), the best trial drawn thick; None when no trial left a run."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    best = study.best_trial.number if any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) else None
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    drawn = 0
+    for t in study.trials:
+        curve = os.path.join(t.user_attrs.get("run") or "", "curve.csv")
+        if not os.path.isfile(curve):
+            continue
+        c = pd.read_csv(curve)
+        ax.plot(c["train_s"], c["val_em"] * 100, lw=2.5 if t.number == best else 0.8, alpha=1 if t.number == best else 0.6,
+                label=f"trial {t.number} (best)" if t.number == best else None)
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("training seconds")
+    ax.set_ylabel("validation exact match (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(f"{study.study_name}: {drawn} trials' validation curves")
+    ax.grid(alpha=0.3)
+    if best is not None:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def list_studies(url, grace=30):

@@ -382,6 +382,46 @@ def run_metrics(s: Setup, loop: Loop, budget: Budget, scores: dict, start: dict)
             "created": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def training_plot(curve: list[str], title: str) -> bytes | None:
+    """training.png of a run: its curve.csv rows drawn against steps (loss, validation exact match)
+    and against training seconds (validation exact match, learning rate); None where matplotlib
+    is not installed (the image's serve target)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import io
+
+    import matplotlib.pyplot as plt
+    rows = [dict(zip(curve[0].split(","), map(float, r.split(",")))) for r in curve[1:]]
+    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(10, 3.6))
+    steps, seconds = [r["step"] for r in rows], [r["train_s"] for r in rows]
+    by_step.plot(steps, [r["loss"] for r in rows], marker=".", color="tab:red", label="loss (running mean)")
+    by_step.set_xlabel("optimizer steps")
+    by_step.set_ylabel("loss")
+    em = by_step.twinx()
+    em.plot(steps, [100 * r["val_em"] for r in rows], marker="o", label="validation exact match")
+    em.set_ylabel("validation exact match (%)")
+    em.set_ylim(-2, 102)
+    by_time.plot(seconds, [100 * r["val_em"] for r in rows], marker="o")
+    by_time.set_xlabel("training seconds")
+    by_time.set_ylabel("validation exact match (%)")
+    by_time.set_ylim(-2, 102)
+    lr = by_time.twinx()
+    lr.plot(seconds, [r["lr"] for r in rows], color="tab:grey", ls="--")
+    lr.set_ylabel("learning rate (dashed)")
+    by_step.set_title(title)
+    for ax in (by_step, by_time):
+        ax.grid(alpha=0.3)
+    fig.legend(loc="lower center", ncol=2, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    png = io.BytesIO()
+    fig.savefig(png, dpi=90, format="png")
+    plt.close(fig)
+    return png.getvalue()
+
+
 def save(request: Request, s: Setup, loop: Loop, config: dict, metrics: dict, adapters, console, quiet) -> dict:
     """Save the run folder (elsewhere, saying why, if its place cannot be written; at a terminal
     the user may name a folder) and return metrics with `run` and `save_problem`."""
@@ -390,8 +430,10 @@ def save(request: Request, s: Setup, loop: Loop, config: dict, metrics: dict, ad
     ask = None
     if not quiet and sys.stdin.isatty():
         ask = lambda problem: console.input(f"[red]{problem}[/red]\nEnter a folder to save the run in (empty: give up): ").strip()  # noqa: E731
+    picture = training_plot(loop.curve, f"{st.arch} on {st.data.task}, {st.budget}")
     run, metrics["save_problem"] = save_run_or_rescue(run, s.model, None if st.lora else s.opt, config, metrics,
-                                                      "\n".join(loop.curve) + "\n", ask, adapters)
+                                                      "\n".join(loop.curve) + "\n", ask, adapters,
+                                                      {"training.png": picture} if picture else None)
     metrics["run"] = run
     if not quiet and not metrics["save_problem"]:
         console.print(f"saved {run}: test exact match {metrics['test_em']:.2%} after {loop.steps} steps "

@@ -70,6 +70,7 @@ def test_sqlite_study_with_two_workers_and_report(tmp_path):
     assert "…" not in p.stdout, "readable at 80 columns: no column cut to a character or two"
     out = tmp_path / "optuna_studies" / "sq"
     assert (out / "trials.csv").exists() and (out / "history.png").exists() and (out / "intermediate.png").exists()
+    assert os.path.getsize(out / "curves.png") > 5000, "every trial's validation curve on one plot"
     p, _ = run_cli("hyper.py", "--list", "--storage", url, cwd=tmp_path)
     assert p.returncode == 0 and "sq" in p.stdout
 

@@ -41,7 +41,8 @@ def test_run_is_saved_within_budget(tmp_path):
     [name] = visible_runs(tmp_path)
     assert name.startswith("gru_bracket_") and name.endswith("_4s")
     run = tmp_path / "models" / name
-    assert {"config.json", "model.safetensors", "metrics.json", "curve.csv", "optimizer.pt"} <= set(os.listdir(run))
+    assert {"config.json", "model.safetensors", "metrics.json", "curve.csv", "optimizer.pt", "training.png"} <= set(os.listdir(run))
+    assert os.path.getsize(run / "training.png") > 5000
     m = json.load(open(run / "metrics.json"))
     for key in ("test_em", "steps", "samples", "wall_time", "seed", "versions", "loadavg_start", "machine",
                 "train_time", "val_time", "samples_per_s", "cpu_time_per_wall"):
