@@ -9,6 +9,9 @@
                 and one list per extra of the run's task (tasks/: arith's latex, and for a run trained
                 with --format scratch its partial products, "work": "47 + 940" for 47*21), null
                 for an answer without it
+    POST /explain  {"input": "12*3"} -> the answer, each token's probability and how the model got there
+                (inspection.inspect: attention weights of every layer and head, or the recurrent state),
+                which the page draws beside the answer; 422 for a run or runtime without explain
     GET /health    {"status": "ok"}
     GET /model     architecture, task and options, training budget, test exact match, parameters
     GET /          a page to type a problem and see the answer and its probability
@@ -46,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints,
 from starlette.exceptions import HTTPException
 
 import infer
+import inspection
 from cli import Parser, add_device_args, add_run_args, fail, pick_run, use_device
 from errors import SettingsError, UserError
 from onnxrun import add_runtime_argument
@@ -59,6 +63,7 @@ class Batcher:
     def __init__(self, run, device, max_batch: int):
         self.run, self.device, self.max_batch = run, device, max_batch
         self.queue: asyncio.Queue = asyncio.Queue()
+        self.model_lock = asyncio.Lock()  # one use of the model at a time: an explanation records its attention
 
     async def ask(self, texts: list[str]) -> list[dict]:
         future = asyncio.get_running_loop().create_future()
@@ -72,7 +77,8 @@ class Batcher:
                 jobs.append(self.queue.get_nowait())
             texts = [t for ts, _ in jobs for t in ts]
             try:
-                results = await asyncio.to_thread(infer.ask, self.run, texts, self.device)
+                async with self.model_lock:
+                    results = await asyncio.to_thread(infer.ask, self.run, texts, self.device)
             except Exception as e:  # not expected; never leave a request waiting
                 for _, future in jobs:
                     future.set_exception(e)
@@ -95,6 +101,10 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
     class PredictRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         inputs: list[Annotated[StrictStr, StringConstraints(max_length=max_len)]] = Field(min_length=1, max_length=max_inputs)
+
+    class ExplainRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        input: Annotated[StrictStr, StringConstraints(max_length=max_len)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -139,6 +149,26 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
                 out[key] = [r.get(key) for r in results]
         return out
 
+    @app.post("/explain")
+    async def explain(request: Request):
+        """One problem's answer and how the model got there (inspection.as_json); the body is read
+        as JSON whatever its declared content type, at most a request's worth of bytes."""
+        raw = await request.body()
+        if len(raw) > max_body:
+            return error(413, f"request body over {max_body} bytes")
+        try:
+            body = ExplainRequest.model_validate(json.loads(raw))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            return error(400, f"malformed JSON: {str(e).splitlines()[0]}")
+        except ValidationError as e:
+            return invalid(e)
+        try:
+            async with batcher.model_lock:
+                result = await asyncio.to_thread(inspection.inspect, run, body.input, device)
+        except UserError as e:
+            return error(422, str(e))
+        return inspection.as_json(result)
+
     @app.get("/health")
     async def health():
         return {"status": "ok"}
@@ -175,12 +205,13 @@ PAGE = """<!doctype html>
 <button id="ask" type="submit">Answer</button></form>
 <p><span id="answer"></span> <span id="probability"></span></p>
 <div id="extras"></div><ul id="warnings" class="warn"></ul><p id="error"></p>
+<div id="inside"></div>
 <script>
 const $ = (id) => document.getElementById(id);
 const EXTRAS = {{extras}};  // what the task shows beside an answer: key -> label
 $("form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  for (const id of ["answer", "probability", "extras", "warnings", "error"]) $(id).textContent = "";
+  for (const id of ["answer", "probability", "extras", "warnings", "error", "inside"]) $(id).textContent = "";
   const problem = $("problem").value || $("problem").placeholder;
   try {
     const response = await fetch("/predict", {method: "POST", headers: {"Content-Type": "application/json"},
@@ -195,8 +226,33 @@ $("form").addEventListener("submit", async (event) => {
       }
     }
     for (const w of body.warnings[0]) { const li = document.createElement("li"); li.textContent = w; $("warnings").append(li); }
+    const inside = await fetch("/explain", {method: "POST", headers: {"Content-Type": "application/json"},
+                                            body: JSON.stringify({input: problem})});
+    if (inside.ok) draw((await inside.json()).panels);
   } catch (e) { $("error").textContent = "no answer from the server: " + e; }
 });
+
+// Each panel of how the model answered (attention averaged over its heads, or a state), as a map:
+// rows are queries (or units), columns the tokens read; brighter is more weight.
+function draw(panels) {
+  panels.forEach((p, n) => {
+    const rows = p.values[0].length, cols = p.values[0][0].length, cell = Math.max(2, Math.min(24, Math.floor(480 / cols)));
+    const mean = p.values[0].map((row, r) => row.map((_, c) => p.values.reduce((s, h) => s + (h[r][c] ?? 0), 0) / p.values.length));
+    const lo = Math.min(...mean.flat()), hi = Math.max(...mean.flat());
+    const figure = document.createElement("figure"), caption = document.createElement("figcaption");
+    const canvas = document.createElement("canvas");
+    canvas.id = "inside-" + n; canvas.width = cols * cell; canvas.height = rows * Math.max(2, Math.min(cell, Math.floor(360 / rows)));
+    const ctx = canvas.getContext("2d"), h = canvas.height / rows;
+    mean.forEach((row, r) => row.forEach((v, c) => {
+      const t = hi > lo ? (v - lo) / (hi - lo) : 0;
+      ctx.fillStyle = `rgb(${Math.round(255 * t)}, ${Math.round(200 * t)}, ${Math.round(80 + 120 * (1 - t))})`;
+      ctx.fillRect(c * cell, r * h, cell, h);
+    }));
+    caption.textContent = p.name + (p.values.length > 1 ? ` (mean of ${p.values.length} heads)` : "") + ": " + p.cols.join(" ");
+    figure.append(canvas, caption);
+    $("inside").append(figure);
+  });
+}
 </script>
 </body></html>
 """

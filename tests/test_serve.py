@@ -46,6 +46,21 @@ def test_predict_health_model_and_page(client, trained_run):
     assert r.status_code == 200 and "length 45 is outside" in r.json()["warnings"][0][0]
 
 
+def test_explain_answers_with_how_the_model_got_there(client, trained_run):
+    """POST /explain: the answer predict.py gives and the panels explain.py draws (gru: its hidden
+    state over the tokens read); a problem the task cannot take is a 422 with one line."""
+    r = client.post("/explain", json={"input": "(([{"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = infer.ask(load_run(trained_run[1]), ["(([{"])[0]
+    assert body["answer"] == expected["answer"] and body["tokens"][:6] == ["<bos>", "(", "(", "[", "{", "<sep>"]
+    [state] = body["panels"]
+    assert state["kind"] == "state" and len(state["values"][0]) == len(state["rows"]) and state["cols"][:2] == ["<bos>", "("]
+    for bad, status in (({"input": "())"}, 422), ({"input": 3}, 422), ({"inputs": ["("]}, 422)):
+        r = client.post("/explain", json=bad)
+        assert r.status_code == status and r.json()["error"], bad
+
+
 def test_a_scratch_pad_answer_carries_its_work(tmp_path, monkeypatch):
     """A run trained with --format scratch answers in the natural order and shows its partial
     products, as predict --json does; an answer without a scratch pad has none (null)."""
@@ -210,8 +225,14 @@ def test_the_page_in_a_real_browser(server, trained_run):
         shown = driver.find_element(By.ID, "answer").text
         probability = driver.find_element(By.ID, "probability").text
         error = driver.find_element(By.ID, "error").text
+        WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.ID, "inside-0"))  # the map of how it answered
+        canvas = driver.find_element(By.ID, "inside-0")
+        drawn = driver.execute_script("const c = arguments[0]; return Array.from(c.getContext('2d').getImageData(0, 0, c.width, "
+                                      "c.height).data).some((v, i) => i % 4 !== 3 && v > 0)", canvas)
+        inside = driver.find_element(By.ID, "inside").text
     finally:
         driver.quit()
     expected = infer.ask(load_run(trained_run[1]), ["((【"])[0]
     assert error == "" and shown == (expected["answer"] or "(nothing)")
     assert probability == f"({100 * expected['probability']:.2f}%)"
+    assert drawn and "hidden state" in inside and "<sep>" in inside, inside
