@@ -132,6 +132,8 @@ def main(argv=None):
     D.add_data_args(p)
     p.add_argument("--device", default="auto", help="where the trials train: auto (the GPUs in turn when there are any) "
                                                     "| cpu | cuda | cuda:N")
+    p.add_argument("--tensorboard", action="store_true", help="each trial's run also gets TensorBoard event files "
+                                                              "(tensorboard --logdir optuna_studies)")
     a = p.parse_args(argv)
     signal.signal(signal.SIGTERM, interrupt)  # `kill` stops a study as Ctrl-C does: workers stop, trials closed
     try:
@@ -168,7 +170,8 @@ def main(argv=None):
             Budget.parse(a.trial_budget)
             study = new_study(storage, arch, D.spec_from_args(a), a.trial_budget, a.study, a.seed)
             console.print(f"study {study.study_name} created in {a.storage}")
-        if run_study(a.storage, study.study_name, time_s, a.workers, a.trials, a.seed, a.heartbeat, a.grace, a.device):
+        if run_study(a.storage, study.study_name, time_s, a.workers, a.trials, a.seed, a.heartbeat, a.grace, a.device,
+                     a.tensorboard):
             return 130
     except UserError as e:
         fail(str(e))

@@ -7,6 +7,7 @@
         metrics.json       test exact match, steps, samples, times, seed, versions, machine load
         curve.csv          the training curve
         training.png       the curve drawn: loss, validation exact match and learning rate
+        tensorboard/       (with --tensorboard) the run's TensorBoard event files
         adapters.safetensors   (LoRA runs) the adapters, already folded into model.safetensors
 
 A folder is written under a hidden temporary name and renamed into place in one step, so an
@@ -122,6 +123,7 @@ def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str
         with open(os.path.join(tmp, "curve.csv"), "w", encoding="utf-8") as f:
             f.write(curve_csv)
         for name, data in (files or {}).items():
+            os.makedirs(os.path.dirname(os.path.join(tmp, name)), exist_ok=True)
             with open(os.path.join(tmp, name), "wb") as f:
                 f.write(data)
         final, k = path, 2

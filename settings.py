@@ -158,6 +158,7 @@ class Request:
     threads: int | None = None
     models_dir: str = "models"
     data_dir: str = "data"
+    tensorboard: bool = False        # also write TensorBoard event files into the run folder (training.Board)
 
     def given(self) -> dict:
         """The training settings this request names."""

@@ -142,7 +142,7 @@ def new_study(storage, arch, spec: D.DataSpec, trial_budget: str, name: str | No
     return study
 
 
-def objective_for(settings: dict, study_name: str, threads: int, seed: int, device: str):
+def objective_for(settings: dict, study_name: str, threads: int, seed: int, device: str, tensorboard: bool = False):
     trials_dir = os.path.join(STUDIES_DIR, study_name, "trials")
 
     def objective(trial: optuna.Trial) -> float:
@@ -150,7 +150,7 @@ def objective_for(settings: dict, study_name: str, threads: int, seed: int, devi
         trial.set_user_attr("host", platform.node())
         space = archs.ARCHS[settings["arch"]].search_space(trial)
         request = trial_request(settings, space, seed=seed * 100_000 + trial.number, threads=threads, device=device,
-                                models_dir=trials_dir)
+                                models_dir=trials_dir, tensorboard=tensorboard)
 
         def on_eval(point, frac, val_em):
             trial.report(val_em, point)
@@ -198,7 +198,8 @@ def worker_gpus(workers: int, n_gpus: int, visible: str | None) -> list[str | No
     return [ids[i % len(ids)] if ids else None for i in range(workers)]
 
 
-def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grace, parent=None, gpu=None, device="auto"):
+def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grace, parent=None, gpu=None, device="auto",
+           tensorboard=False):
     """One worker process: runs trials until the study's time is spent or enough trials ran."""
     if gpu is not None:  # a spawned process: CUDA is not initialised yet, so this picks its GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
@@ -213,7 +214,7 @@ def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grac
     settings = study_settings(study)
     trial = Budget.parse(settings["trial_budget"])
     trial_s = trial.amount if trial.unit == "s" else 0.0  # steps: the longest trial this worker has run
-    objective = objective_for(settings, study_name, threads, seed, device)
+    objective = objective_for(settings, study_name, threads, seed, device, tensorboard)
     S = optuna.trial.TrialState
     try:
         while time.time() + trial_s + 10 < deadline:
@@ -304,7 +305,7 @@ def status_line(study, deadline) -> str:
             f"running {c[S.RUNNING]}, best val EM {best}, {max(0, deadline - time.time()):.0f}s left")
 
 
-def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, grace=30, device="auto"):
+def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, grace=30, device="auto", tensorboard=False):
     check_writable(STUDIES_DIR)  # the trials' runs and the best one: before any trial trains
     storage = open_storage(url)
     study = load_study(storage, study_name)
@@ -319,7 +320,7 @@ def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, 
         console.print(f"{workers} worker(s) on GPU(s) {', '.join(sorted(set(gpus), key=gpus.index))}")
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=worker, args=(url, study_name, deadline, max_trials, threads, seed + i, heartbeat, grace,
-                                              os.getpid(), gpus[i], device)) for i in range(workers)]
+                                              os.getpid(), gpus[i], device, tensorboard)) for i in range(workers)]
     for p in procs:
         p.start()
     interrupted = False

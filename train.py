@@ -88,6 +88,8 @@ def build_parser():
                    help="length curriculum: over this share of the budget the longest input a batch may hold grows from "
                         "the shortest to the longest in training (default: none)")
     add_models_dir(g)
+    g.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files into the run folder (tensorboard --logdir models compares runs)")
     g.add_argument("--resume", metavar="RUN", help="continue a saved run (its model, data and settings) with a new budget")
     g = p.add_argument_group("fine-tuning")
     g.add_argument("--init-from", metavar="RUN", help="start from a saved run's weights and codec, on the task given here")
@@ -103,7 +105,7 @@ def request_of(a, arch: str, budget: str) -> Request:
                    batch_size=a.batch_size, warmup=a.warmup, weight_decay=a.weight_decay, grad_clip=a.grad_clip,
                    precision=a.precision, curriculum=a.curriculum, bucket=False if a.no_bucket else None, seed=a.seed,
                    resume=a.resume, init_from=a.init_from, lora=a.lora, lora_alpha=a.lora_alpha, lora_targets=a.lora_targets,
-                   device=a.device, threads=a.threads, models_dir=a.models_dir, data_dir=a.data_dir)
+                   device=a.device, threads=a.threads, models_dir=a.models_dir, data_dir=a.data_dir, tensorboard=a.tensorboard)
 
 
 def main(argv=None):

@@ -13,6 +13,7 @@ work, bit for bit on one machine, however busy the machine is.
 import itertools
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -26,8 +27,8 @@ import infer
 import layouts
 import lora
 from codec import Batch, Codec
-from errors import RunError
-from files import check_writable, clean_stale
+from errors import RunError, UserError
+from files import check_writable, clean_stale, tmp_dir
 from runs import load_optimizer_state, load_run, machine, new_run_dir, save_run_or_rescue, versions
 from settings import Budget, Request, Settings, Train, resolve
 
@@ -250,7 +251,45 @@ class Loop:
                 f"{self.budget.left(elapsed, self.steps)}")
 
 
-def run_loop(s: Setup, budget: Budget, console, on_eval, quiet) -> Loop:
+class Board:
+    """A run's TensorBoard event files (--tensorboard), so that `tensorboard --logdir models`
+    compares runs: loss, learning rate, validation exact match and samples/s at every validation
+    point; the settings as hparams with the final validation, test and OOD exact match. Written
+    while the run trains into a hidden folder of models_dir (cleaned like any other if the run is
+    killed), then saved in the run folder as tensorboard/ with the rest of the run."""
+
+    def __init__(self, models_dir):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # the image's serve target, or an install without requirements.txt
+            raise UserError("--tensorboard needs the tensorboard package: pip install -r requirements.txt") from None
+        self.folder = tmp_dir(models_dir)
+        self.writer = SummaryWriter(self.folder)
+
+    def point(self, loop: "Loop", lr: float, elapsed: float):
+        step = loop.steps
+        for name, value in (("loss", loop.loss()), ("lr", lr), ("val_em", loop.val_em),
+                            ("samples_per_s", loop.samples / max(1e-9, elapsed - loop.val_time))):
+            self.writer.add_scalar(name, value, step)
+
+    def finish(self, settings: Settings, loop: "Loop", scores: dict) -> dict:
+        """The final scores and the hparams written and the writer closed; the event files, as
+        runs.save_run's files (tensorboard/<name> -> bytes)."""
+        for name in ("val_em", "test_em", "ood_em"):
+            self.writer.add_scalar(f"final/{name}", scores[name], loop.steps)
+        hparams = {"arch": settings.arch, "task": settings.data.task, "budget": settings.budget,
+                   **{k: v for k, v in {**settings.model, **asdict(settings.train)}.items() if isinstance(v, (int, float, str, bool))}}
+        self.writer.add_hparams(hparams, {f"hparam/{k}": scores[k] for k in ("val_em", "test_em", "ood_em")}, run_name=".")
+        self.writer.close()
+        files = {}
+        for name in sorted(os.listdir(self.folder)):
+            with open(os.path.join(self.folder, name), "rb") as f:
+                files[f"tensorboard/{name}"] = f.read()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return files
+
+
+def run_loop(s: Setup, budget: Budget, console, on_eval, quiet, board: Board | None = None) -> Loop:
     """Train until the budget is spent (or Ctrl-C). The learning rate follows the budget's share."""
     from rich.progress import BarColumn, Progress, TextColumn
     model, opt, data, device, train, st = s.model, s.opt, s.data, s.device, s.settings.train, s.settings
@@ -283,6 +322,8 @@ def run_loop(s: Setup, budget: Budget, console, on_eval, quiet) -> Loop:
                 loop.count(batch, int(pl.sum() + al.sum()), loss)
                 if (point := loop.validate_now(clock() - t_start)) is not None:
                     loop.validate(model, data, st.task, st.codec, device, clock() - t_start, lr)
+                    if board is not None:
+                        board.point(loop, lr, clock() - t_start)
                     if not quiet and not progress.live.is_started:
                         console.print(f"{st.arch} {point}/{train.val_points}: {loop.info(clock() - t_start)}", soft_wrap=True)
                     if on_eval is not None:
@@ -310,7 +351,14 @@ def train(request: Request, console=None, on_eval=None, quiet=False) -> dict:
     start = {"time": clock(), "cpu": time.process_time(), "loadavg": list(os.getloadavg())}
     budget = Budget.parse(request.budget)
     s = set_up(request, console, quiet)
-    loop = run_loop(s, budget, console, on_eval, quiet)
+    board = Board(request.models_dir) if request.tensorboard else None
+    try:
+        loop = run_loop(s, budget, console, on_eval, quiet, board)
+    except BaseException:
+        if board is not None:
+            board.writer.close()
+            shutil.rmtree(board.folder, ignore_errors=True)
+        raise
     if loop.steps == 0:
         if loop.interrupted:  # stopped before the first step: still an interrupt (hyper.py's workers stop on it)
             raise KeyboardInterrupt
@@ -319,7 +367,12 @@ def train(request: Request, console=None, on_eval=None, quiet=False) -> dict:
     adapters = fold_adapters(s.model) if s.settings.lora else None
     scores = score(s, loop)
     metrics = run_metrics(s, loop, budget, scores, start)
-    return save(request, s, loop, run_config(request, s, budget), metrics, adapters, console, quiet)
+    files = {}
+    if board is not None:
+        ood = D.load_split(s.data.folder, "ood")
+        scores["ood_em"] = infer.exact_match(s.model, s.settings.codec, ood, s.settings.task, s.device)
+        files = board.finish(s.settings, loop, scores)
+    return save(request, s, loop, run_config(request, s, budget), metrics, adapters, console, quiet, files)
 
 
 def fold_adapters(model) -> dict:
@@ -422,7 +475,7 @@ def training_plot(curve: list[str], title: str) -> bytes | None:
     return png.getvalue()
 
 
-def save(request: Request, s: Setup, loop: Loop, config: dict, metrics: dict, adapters, console, quiet) -> dict:
+def save(request: Request, s: Setup, loop: Loop, config: dict, metrics: dict, adapters, console, quiet, files=None) -> dict:
     """Save the run folder (elsewhere, saying why, if its place cannot be written; at a terminal
     the user may name a folder) and return metrics with `run` and `save_problem`."""
     st = s.settings
@@ -431,9 +484,9 @@ def save(request: Request, s: Setup, loop: Loop, config: dict, metrics: dict, ad
     if not quiet and sys.stdin.isatty():
         ask = lambda problem: console.input(f"[red]{problem}[/red]\nEnter a folder to save the run in (empty: give up): ").strip()  # noqa: E731
     picture = training_plot(loop.curve, f"{st.arch} on {st.data.task}, {st.budget}")
+    files = {**(files or {}), **({"training.png": picture} if picture else {})}
     run, metrics["save_problem"] = save_run_or_rescue(run, s.model, None if st.lora else s.opt, config, metrics,
-                                                      "\n".join(loop.curve) + "\n", ask, adapters,
-                                                      {"training.png": picture} if picture else None)
+                                                      "\n".join(loop.curve) + "\n", ask, adapters, files)
     metrics["run"] = run
     if not quiet and not metrics["save_problem"]:
         console.print(f"saved {run}: test exact match {metrics['test_em']:.2%} after {loop.steps} steps "

@@ -242,12 +242,13 @@ def request_of(p: Preset, arch: str, **where) -> Request:
                    **{k: v for k, v in p.settings.items() if k != "model"}, **where)
 
 
-def run_cell(name, p: Preset, arch, seed, threads, device="auto", data_dir="data") -> dict:
+def run_cell(name, p: Preset, arch, seed, threads, device="auto", data_dir="data", tensorboard=False) -> dict:
     on = devices.choose(device)
     peak = matmul_peak(on)
     begin = time.time()
     with GpuUse(on) as use:
-        m = train(request_of(p, arch, seed=seed, threads=threads, device=device, models_dir=RUNS_DIR, data_dir=data_dir))
+        m = train(request_of(p, arch, seed=seed, threads=threads, device=device, models_dir=RUNS_DIR, data_dir=data_dir,
+                             tensorboard=tensorboard))
     loop_start = begin + m["setup_time"]  # the training loop, its validation included
     ev = scoring.evaluate_run(m["run"], m["device"])
     ev2 = scoring.evaluate_run(m["run"], m["device"], p.ood2) if p.ood2 else None
@@ -700,6 +701,8 @@ def main(argv=None):
     p.add_argument("--again", action="store_true", help="run the chosen cells even where they ran (e.g. on a quieter "
                                                         "machine); the new row replaces the old in the report")
     p.add_argument("--report", action="store_true", help="only rebuild the report from runs.csv")
+    p.add_argument("--tensorboard", action="store_true", help="each run also gets TensorBoard event files "
+                                                              "(tensorboard --logdir bench/runs)")
     add_commit_arg(p)
     D.add_data_args(p, task_default=None)  # --task NAME and its options: any registered task, as a preset of its own
     a = p.parse_args(argv)
@@ -748,7 +751,7 @@ def main(argv=None):
     for i, (name, p, arch, seed) in enumerate(todo, 1):
         budget = p.budget
         print(f"[{i}/{len(todo)}] {name} {arch} {budget} seed {seed}", flush=True)
-        row = run_cell(name, p, arch, seed, a.threads, a.device, a.data_dir)
+        row = run_cell(name, p, arch, seed, a.threads, a.device, a.data_dir, a.tensorboard)
         df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
         save_results(df)
         report(df, presets, README)

@@ -443,3 +443,23 @@ def test_curriculum_is_a_training_setting_of_the_run(tmp_path):
     assert cfg["train"]["curriculum"] == 0.5
     m = json.load(open(tmp_path / "models" / name / "metrics.json"))
     assert m["steps"] == 40
+
+
+def test_tensorboard_events_are_read_back(tmp_path):
+    """--tensorboard: the run folder holds TensorBoard event files with loss, learning rate,
+    validation exact match and samples/s at every validation point, the final scores and the
+    settings as hparams; nothing is left in models/ beside the run."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    p = run_main("train.py", "gru", "40steps", "--tensorboard", *SMALL, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    [name] = visible_runs(tmp_path)
+    assert sorted(os.listdir(tmp_path / "models")) == [name], "no staging folder left behind"
+    events = EventAccumulator(str(tmp_path / "models" / name / "tensorboard")).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss", "lr", "val_em", "samples_per_s", "final/test_em", "final/ood_em", "hparam/test_em"} <= tags, tags
+    curve = [int(row.split(",")[0]) for row in open(tmp_path / "models" / name / "curve.csv").read().splitlines()[1:-1]]
+    assert curve and [e.step for e in events.Scalars("val_em")] == curve, "the same points as curve.csv"
+    metrics = json.load(open(tmp_path / "models" / name / "metrics.json"))
+    assert events.Scalars("final/test_em")[0].value == pytest.approx(metrics["test_em"])
+    plugin = events.PluginTagToContent("hparams")
+    assert plugin, "the settings as hparams"
