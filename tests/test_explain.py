@@ -16,24 +16,33 @@ from tasks import codec_of, make_task
 
 TASK = make_task("bracket", {"max_len": 12, "max_depth": 5})
 CODEC = codec_of(TASK)
+PROBLEMS = {"bracket": "(([{", "arith": "12*3", "reverse": "abcd"}  # a problem of each task, four symbols long
 SMALL = {"gpt": {"d_model": 32, "n_layer": 2}, "tra": {"d_model": 32, "n_layer": 2}, "ber": {"d_model": 32, "n_slots": 6},
          "gru": {"d_model": 32}, "lstm": {"d_model": 32}, "stack": {"d_model": 32}, "tape": {"d_model": 32}}
 
 
-def saved(arch, folder):
-    """An untrained run of arch saved to folder: explain reads any run."""
+def saved(arch, folder, task="bracket"):
+    """An untrained run of arch on task saved to folder: explain reads any run."""
     torch.manual_seed(0)
-    model, cfg = archs.build(arch, {**SMALL.get(arch, {}), "vocab_size": len(CODEC)})
-    config = {"arch": arch, "model": cfg, "codec": CODEC.to_json(), "data": {"task": "bracket", "options": TASK.cfg.__dict__},
+    made = make_task(task, {"max_len": 12, "max_depth": 5} if task == "bracket" else {})
+    codec = codec_of(made)
+    settings = {**SMALL.get(arch, {}), "vocab_size": len(codec)}
+    if arch == "ber":
+        settings["n_slots"] = made.max_target_len() + 1
+    model, cfg = archs.build(arch, settings)
+    config = {"arch": arch, "model": cfg, "codec": codec.to_json(), "data": {"task": task, "options": made.cfg.__dict__},
               "train": {}}
-    return save_run(str(folder / f"{arch}_run"), model, None, config, {"test_em": 0.0}, "step\n")
+    return save_run(str(folder / f"{arch}_{task}_run"), model, None, config, {"test_em": 0.0}, "step\n")
 
 
+@pytest.mark.parametrize("task", list(PROBLEMS))
 @pytest.mark.parametrize("arch", list(archs.ARCHS))
-def test_every_architecture_explains_a_problem(arch, tmp_path):
-    run = load_run(saved(arch, tmp_path))
-    result = inspection.inspect(run, "(([{")
-    assert result["tokens"][:6] == ["<bos>", "(", "(", "[", "{", "<sep>"] and result["panels"]
+def test_every_architecture_explains_a_problem(arch, task, tmp_path):
+    run = load_run(saved(arch, tmp_path, task))
+    problem = PROBLEMS[task]
+    result = inspection.inspect(run, problem)
+    read = ["<bos>", *problem, "<sep>"]
+    assert result["tokens"][:6] == read and result["panels"]
     assert len(result["token_probabilities"]) == len(result["tokens"]) - 6
     for p in result["panels"]:
         v = p["values"]
@@ -46,10 +55,10 @@ def test_every_architecture_explains_a_problem(arch, tmp_path):
             future = torch.triu(torch.ones(v.shape[1:], dtype=torch.bool), 1)
             assert not v[:, future].any(), f"{p['name']}: a causal model gives the future no weight"
         if p["kind"] == "state":
-            assert p["cols"][:6] == ["<bos>", "(", "(", "[", "{", "<sep>"]
+            assert p["cols"][:6] == read
     kinds = {p["kind"] for p in result["panels"]}
     assert ("attention" in kinds) == (arch in ("tra", "ber", "gpt")) and ("state" in kinds) == (arch not in ("tra", "ber", "gpt"))
-    p = run_main("explain.py", run.path, "(([{", cwd=tmp_path)
+    p = run_main("explain.py", run.path, problem, cwd=tmp_path)
     assert p.returncode == 0 and "written:" in p.stdout, p.stderr
     assert os.path.getsize(os.path.join(run.path, "explain.png")) > 5000
 
