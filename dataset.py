@@ -34,18 +34,18 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save as safetensors_bytes
 
 from codec import Batch, Codec, UnknownSymbols
 from errors import DataError, UserError
-from files import TMP, check_writable, clean_stale, tmp_dir
+from files import check_writable, clean_stale, tmp_dir
 from tasks import TASKS, Example, codec_of, make_task, options_of
 
 # ----------------------------------------------------------------------------- splits on disk
 
 SPLITS = ("train", "val", "test", "ood")
 DEFAULT_SIZES = {"train": 100_000, "val": 1000, "test": 2000, "ood": 2000}
+MAX_SIZES = {"train": 10_000_000, "val": 1_000_000, "test": 1_000_000, "ood": 1_000_000}  # a few GB of JSON Lines
+MAX_SEED = 2**31 - 1
 
 
 def split_of(text: str) -> str:
@@ -103,6 +103,13 @@ class DataSpec:
     ood_size: int = DEFAULT_SIZES["ood"]
     seed: int = 0
 
+    def __post_init__(self):
+        for split, n in self.sizes().items():
+            if type(n) is not int or not 1 <= n <= MAX_SIZES[split]:
+                raise DataError(f"the {split} split holds from 1 to {MAX_SIZES[split]:,} examples, got {n!r}")
+        if type(self.seed) is not int or not 0 <= self.seed <= MAX_SEED:
+            raise DataError(f"the data seed is a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
+
     @cached_property
     def task_instance(self):
         """The Task these options make (DataError for options it refuses); made once."""
@@ -147,9 +154,8 @@ def prepare(spec: DataSpec, root="data") -> str:
     clean_stale(root)  # what killed processes left half-made
     if os.path.isdir(folder):
         return folder
+    _not_a_file(folder)
     task = spec.task_instance
-    if spec.test_size < 1 or spec.val_size < 1 or spec.train_size < 1 or spec.ood_size < 1:
-        raise DataError("every split needs at least one example")
     check_writable(root, "--data-dir")
     tmp = tmp_dir(root)
     try:
@@ -159,8 +165,12 @@ def prepare(spec: DataSpec, root="data") -> str:
         _publish(tmp, folder, meta)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    load_batch(folder, "train", spec.codec())  # writes the token cache that training reads
     return folder
+
+
+def _not_a_file(folder):
+    if os.path.lexists(folder):
+        raise DataError(f"{folder} is in the way of a data folder (a file, or a link to none): delete it to regenerate it")
 
 
 def _write_split(folder, split, examples) -> str:
@@ -206,6 +216,7 @@ def prepare_curve(spec: DataSpec, per_value: int = CURVE_SIZE, root="data", valu
     clean_stale(root)
     if os.path.isdir(folder):
         return folder
+    _not_a_file(folder)
     check_writable(root, "--data-dir")
     tmp = tmp_dir(root)
     try:
@@ -224,14 +235,25 @@ def load_curve(folder: str) -> dict[int, list[Example]]:
 
 
 def read_meta(folder: str) -> dict:
+    """A data folder's meta.json, checked for what is read of it: an object whose sha256 maps
+    each file to a hex digest (and, for a curve folder, whose values are whole numbers)."""
     path = os.path.join(folder, "meta.json")
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            meta = json.load(f)
     except FileNotFoundError:
         raise DataError(f"{path} is missing; delete {folder} to regenerate it") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path} is not valid JSON ({e}); delete {folder} to regenerate it") from None
+    except (ValueError, RecursionError) as e:  # bad JSON or UTF-8, a huge number, nesting too deep
+        raise DataError(f"{path} is not valid JSON ({str(e)[:200]}); delete {folder} to regenerate it") from None
+    except OSError as e:
+        raise DataError(f"cannot read {path} ({e.strerror or e}); delete {folder} to regenerate it") from None
+    ok = isinstance(meta, dict) and isinstance(meta.get("sha256"), dict) \
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in meta["sha256"].items())
+    if ok and "values" in meta:
+        ok = isinstance(meta["values"], list) and all(type(v) is int for v in meta["values"])
+    if not ok:
+        raise DataError(f"{path} is not a data folder's meta.json (no sha256 of its files); delete {folder} to regenerate it")
+    return meta
 
 
 def codec_of_folder(folder: str) -> Codec:
@@ -270,37 +292,16 @@ def load_split(folder: str, split: str) -> list[Example]:
     return out
 
 
-# ----------------------------------------------------------------------------- token cache
+# ----------------------------------------------------------------------------- tokens
 
 def load_batch(folder: str, split: str, codec: Codec) -> Batch:
-    """A whole split as one Batch in codec's ids. The tensors are cached next to the JSON Lines
-    file (`<split>.<codec key>.tokens.safetensors`, tagged with that file's sha256), so a run does
-    not spend its budget parsing and encoding 100,000 lines again; a stale or unreadable cache is
-    rebuilt. One cache per codec: a run resumed with an older codec reads its own ids."""
-    path = os.path.join(folder, f"{split}.jsonl")
-    cache = os.path.join(folder, f"{split}.{codec.key()}.tokens.safetensors")
-    want = read_meta(folder).get("sha256", {}).get(split)
-    if os.path.isfile(path) and _sha256(path) == want:
-        try:
-            with safe_open(cache, framework="pt") as f:
-                if f.metadata().get("sha256") == want:
-                    return Batch(*(f.get_tensor(k) for k in ("prompt", "prompt_len", "answer", "answer_len")))
-        except Exception:  # missing or corrupt cache (safetensors raises several kinds): rebuild it
-            pass
+    """A whole split as one Batch in codec's ids, encoded from the checked JSON Lines file every
+    time (about a second per 100,000 examples, before a run's clock starts): no token cache, as a
+    cache is one more file that could disagree with the split it stands for."""
     try:
-        b = codec.batch(load_split(folder, split))  # checks every line and the sha256
+        return codec.batch(load_split(folder, split))  # checks every line and the sha256
     except UnknownSymbols as e:  # the run's codec lacks a symbol of this data
         raise DataError(f"{folder}/{split}.jsonl: {e}") from None
-    try:
-        tmp = os.path.join(folder, f"{TMP}{os.getpid()}-{split}.tokens.safetensors")
-        with open(tmp, "wb") as f:  # Python's I/O: a full disk is an OSError
-            f.write(safetensors_bytes({"prompt": b.prompt, "prompt_len": b.prompt_len, "answer": b.answer,
-                                       "answer_len": b.answer_len}, metadata={"sha256": want}))
-        os.replace(tmp, cache)
-    except OSError:  # a read-only data folder or a full disk: work without the cache
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return b
 
 
 # ----------------------------------------------------------------------------- command line

@@ -21,8 +21,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Annotated, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+from safetensors import safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
@@ -76,14 +79,39 @@ def weights_of(model) -> dict:
     return out
 
 
+def _corrupt(path, e) -> RunError:
+    return RunError(f"{path} is corrupt ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'})")
+
+
+def check_weights_file(path, shapes: dict):
+    """Compare the tensors a model.safetensors file declares in its header with the shapes the
+    run's config.json makes (archs.shapes), before any weight is allocated: RunError naming the
+    first tensor that is missing, unexpected or of another shape. Tied weights are one tensor
+    saved under one of their names, so a model tensor absent from the file is missing only if
+    no tensor of the file has its shape under a name the model also has (load_weights checks
+    the ties exactly)."""
+    try:
+        with safe_open(path, framework="pt") as f:
+            declared = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except Exception as e:  # safetensors raises several types for a damaged file
+        raise _corrupt(path, e) from None
+    unexpected = sorted(set(declared) - set(shapes))
+    if unexpected:
+        raise RunError(f"{path} does not match its config.json (unexpected {unexpected[:2]})")
+    for name, shape in declared.items():
+        if shape != shapes[name]:
+            raise RunError(f"{path} does not match its config.json: {name} has shape {shape} "
+                           f"in the file and {shapes[name]} in the model")
+
+
 def load_weights(model, path):
     """Copy the tensors of a model.safetensors file into model's own tensors (so a cuDNN model
-    keeps its flat weight buffer); RunError naming the first tensor that is missing, unexpected
-    or of another shape."""
+    keeps its flat weight buffer); RunError naming the first tensor that is missing, unexpected,
+    of another shape, or not finite (NaN or infinity: a model that can only answer nonsense)."""
     try:
         state = load_file(path, device="cpu")
     except Exception as e:  # safetensors raises several types for a damaged file
-        raise RunError(f"{path} is corrupt ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
+        raise _corrupt(path, e) from None
     own = model.state_dict()
     groups = {}  # names of one tensor (tied weights): the file needs any one of them
     for name, t in own.items():
@@ -96,6 +124,8 @@ def load_weights(model, path):
         if own[name].shape != state[name].shape:
             raise RunError(f"{path} does not match its config.json: {name} has shape {tuple(state[name].shape)} "
                            f"in the file and {tuple(own[name].shape)} in the model")
+        if state[name].is_floating_point() and not torch.isfinite(state[name]).all():
+            raise RunError(f"{path} holds weights that are not finite (NaN or infinity) in {name}")
     with torch.no_grad():
         for name, t in state.items():
             own[name].copy_(t)
@@ -139,23 +169,32 @@ def save_run(path, model, optimizer, config: dict, metrics: dict, curve_csv: str
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-RESCUE_DIR = os.path.join(tempfile.gettempdir(), "harness-rescue")
+def rescue_dir() -> str:
+    """A new folder of this user's own for a run that could not be saved where asked: made by
+    mkdtemp in the temporary directory (a fresh name, mode 0700, so no other user can have made
+    it first or be in the way), named harness-rescue-<uid>-<random>."""
+    return tempfile.mkdtemp(prefix=f"harness-rescue-{os.getuid()}-")
 
 
 def save_run_or_rescue(path, model, optimizer, config, metrics, curve_csv, ask=None, adapters=None,
                        files=None) -> tuple[str, str | None]:
-    """save_run at path; when that fails (disk full, no permission), the same run under
-    RESCUE_DIR, then in each folder ask(problem) names until one works or it answers nothing.
-    Returns (folder written, None) or (folder written elsewhere, the one-line problem with path).
-    RunError when nothing could be written: only then is the trained model lost."""
+    """save_run at path; when that fails (disk full, no permission), the same run in a rescue
+    folder (rescue_dir), then in each folder ask(problem) names until one works or it answers
+    nothing. Returns (folder written, None) or (folder written elsewhere, the one-line problem
+    with path). RunError when nothing could be written: only then is the trained model lost."""
     try:
         return save_run(path, model, optimizer, config, metrics, curve_csv, adapters, files), None
     except OSError as e:
         problem = f"could not write {path} ({e.strerror or e})"
-    dest = os.path.join(RESCUE_DIR, os.path.basename(path))
+    try:
+        dest = os.path.join(rescue_dir(), os.path.basename(path))
+    except OSError as e:
+        problem += f", nor a rescue folder in {tempfile.gettempdir()} ({e.strerror or e})"
+        dest = None
     while True:
         try:
-            return save_run(dest, model, optimizer, config, metrics, curve_csv, adapters, files), problem
+            if dest:
+                return save_run(dest, model, optimizer, config, metrics, curve_csv, adapters, files), problem
         except OSError as e:
             problem += f", nor {dest} ({e.strerror or e})"
         answer = ask(problem) if ask else None
@@ -170,11 +209,101 @@ def read_json(path) -> dict:
             d = json.load(f)
     except FileNotFoundError:
         raise RunError(f"{path} is missing: not a complete run folder") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunError(f"{path} is corrupt ({str(e).splitlines()[0]})") from None
+    except IsADirectoryError:
+        raise RunError(f"{path} is a folder, not a file: not a complete run folder") from None
+    except (ValueError, RecursionError) as e:  # bad JSON or UTF-8, a number of over 4300 digits, nesting too deep
+        raise RunError(f"{path} is corrupt ({str(e).splitlines()[0] if str(e) else 'nested too deep'})") from None
+    except OSError as e:
+        raise RunError(f"cannot read {path} ({e.strerror or e})") from None
     if not isinstance(d, dict):
         raise RunError(f"{path} is corrupt (not a JSON object)")
     return d
+
+
+# ----------------------------------------------------------------------------- what a run folder may hold
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Whole = Annotated[StrictInt, Field(ge=0, le=10**15)]
+Name = Annotated[StrictStr, Field(max_length=200)]
+Setting = StrictBool | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | Annotated[StrictStr, Field(max_length=1000)] \
+    | Annotated[list[StrictInt], Field(max_length=1000)] | None
+Sha256 = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow")  # fields a later version adds: kept, not read
+
+
+class DataRecord(BaseModel):
+    """config.json's data: a DataSpec's fields, typed (DataSpec checks their ranges)."""
+    model_config = ConfigDict(extra="forbid")
+    task: Name
+    options: dict[Name, Setting] | None = None
+    train_size: StrictInt = D.DEFAULT_SIZES["train"]
+    val_size: StrictInt = D.DEFAULT_SIZES["val"]
+    test_size: StrictInt = D.DEFAULT_SIZES["test"]
+    ood_size: StrictInt = D.DEFAULT_SIZES["ood"]
+    seed: StrictInt = 0
+
+
+class TrainRecord(_Record):
+    """config.json's train: what --resume takes again is typed (settings.Train checks the ranges)."""
+    budget: Name | None = None
+    lr: Finite | None = None
+    batch_size: StrictInt | None = None
+    warmup: Finite | None = None
+    weight_decay: Finite | None = None
+    grad_clip: Finite | None = None
+    precision: Name | None = None
+
+
+class ConfigRecord(_Record):
+    """config.json. The model settings are typed here and checked by the architecture's Config
+    (and archs.shapes: at most archs.MAX_PARAMS parameters); data_dir records where the run was
+    trained and is never followed (a run is scored on the data folder of the script that loads
+    it, checked against data_sha256)."""
+    arch: Name
+    model: dict[Name, Setting]
+    data: DataRecord
+    data_dir: Annotated[StrictStr, Field(max_length=4096)] | None = None
+    data_sha256: dict[Literal["train", "val", "test", "ood"], Sha256] | None = None
+    train: TrainRecord = TrainRecord()
+
+
+class MetricsRecord(_Record):
+    """metrics.json: the counts and scores other scripts read (--resume adds to the totals)."""
+    test_em: Annotated[float, Field(ge=0, le=1)] | None = None
+    val_em: Annotated[float, Field(ge=0, le=1)] | None = None
+    steps: Whole | None = None
+    samples: Whole | None = None
+    total_steps: Whole | None = None
+    total_samples: Whole | None = None
+    params: Whole | None = None
+    wall_time: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    created: Name | None = None
+
+
+def checked(record: type[BaseModel], d: dict, where: str) -> dict:
+    """d if it has the shape record declares; RunError naming the first field that does not."""
+    try:
+        record.model_validate(d)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "its top level"
+        raise RunError(f"{where} is corrupt ({field}: {err['msg']})") from None
+    return d
+
+
+def read_run_files(path) -> tuple[dict, dict]:
+    """config.json and metrics.json of a run folder, each checked against its record."""
+    if not os.path.isdir(path):
+        raise RunError(f"no run folder at {path}")
+    config = checked(ConfigRecord, read_json(os.path.join(path, "config.json")), f"{path}/config.json")
+    metrics = checked(MetricsRecord, read_json(os.path.join(path, "metrics.json")), f"{path}/metrics.json")
+    return config, metrics
+
+
+DATA_DIR = "data"  # the project's data folder: where every script finds a run's data
 
 
 @dataclass
@@ -187,42 +316,52 @@ class Run:
     spec: D.DataSpec
     config: dict
     metrics: dict
+    data_dir: str = DATA_DIR
 
     @property
     def task(self):
         return self.spec.task_instance
 
-    @property
-    def data_dir(self) -> str:
-        return self.config.get("data_dir", "data")
+    def data_folder(self, spec: D.DataSpec | None = None) -> str:
+        """The folder of the run's data (made if missing) under data_dir, checked against the
+        hashes the run recorded; or of spec's (another OOD range: the splits but OOD checked)."""
+        folder = D.prepare(spec or self.spec, self.data_dir)
+        check_recorded(self.config, folder, self.path, skip=("ood",) if spec else ())
+        return folder
 
     def split(self, name: str, spec: D.DataSpec | None = None) -> list:
-        """The examples of one split of the run's data (made if missing), or of spec's (another OOD range)."""
-        return D.load_split(D.prepare(spec or self.spec, self.data_dir), name)
+        """The examples of one split of the run's data, or of spec's (see data_folder)."""
+        return D.load_split(self.data_folder(spec), name)
 
 
-def load_run(path, device="cpu", runtime="torch") -> Run:
+def check_recorded(config: dict, folder: str, path: str, skip=()):
+    """The data folder holds the data the run was trained on: each split's sha256 in the folder's
+    meta.json (which load_split checks the file against) is the one the run's config.json
+    recorded. DataError naming both when not (the folder was rewritten, hashes and all)."""
+    recorded = config.get("data_sha256") or {}
+    found = D.read_meta(folder)["sha256"]
+    for split, sha in recorded.items():
+        if split not in skip and found.get(split) != sha:
+            raise DataError(f"{folder}/{split}.jsonl is not the data {path} was trained on (its config.json "
+                            f"recorded sha256 {sha[:12]}..., the folder has {str(found.get(split))[:12]}...): "
+                            f"delete {folder} to regenerate it")
+
+
+def load_run(path, device="cpu", runtime="torch", data_dir=DATA_DIR) -> Run:
     """The run in a folder; RunError with a one-line reason if it is unusable. Runs saved before
     codecs existed (a `vocab` list in config.json) load with that list as their codec. runtime
-    "onnx" or "int8": the model is its export (export.py) run by onnxruntime (onnxrun.py)."""
+    "onnx" or "int8": the model is its export (export.py) run by onnxruntime (onnxrun.py). Its data
+    is found under data_dir (never where config.json says it was: see ConfigRecord)."""
     path = str(path)
-    if not os.path.isdir(path):
-        raise RunError(f"no run folder at {path}")
-    config = read_json(os.path.join(path, "config.json"))
-    metrics = read_json(os.path.join(path, "metrics.json"))
+    config, metrics = read_run_files(path)
     where = f"{path}/config.json"
-    if not isinstance(config.get("arch"), str):
-        raise RunError(f"{where} is corrupt (arch is {config.get('arch')!r}, not a name)")
     try:
         arch = archs.resolve(config["arch"])
     except UnknownArch:
         raise RunError(f"{where} names architecture {config['arch']!r}, which this version does not have "
                        f"({', '.join(archs.ARCHS)})") from None
-    data = config.get("data")
-    if not isinstance(data, dict) or not isinstance(data.get("task"), str):
-        raise RunError(f"{where} is corrupt (no data.task)")
     try:
-        spec = D.DataSpec(**data)
+        spec = D.DataSpec(**config["data"])
         spec.task_instance  # noqa: B018 -- a task or options this version lacks: one line now
     except (DataError, TypeError) as e:
         raise RunError(f"{where}: {e}") from None
@@ -230,18 +369,18 @@ def load_run(path, device="cpu", runtime="torch") -> Run:
         codec = Codec.of(config)
     except (ValueError, TypeError, AttributeError) as e:
         raise RunError(f"{where} is corrupt (its codec: {e})") from None
-    settings = config.get("model")
-    if not isinstance(settings, dict):
-        raise RunError(f"{where} is corrupt (model is {settings!r}, not an object)")
+    settings = config["model"]
     if settings.get("vocab_size", len(codec)) != len(codec):
         raise RunError(f"{where} is corrupt (model vocab_size {settings.get('vocab_size')} but {len(codec)} codec tokens)")
-    try:
-        model, _ = archs.build(arch, {**settings, "vocab_size": len(codec)})
-    except UserError as e:
-        raise RunError(f"{where} is corrupt ({str(e).splitlines()[0]})") from None
+    settings = {**settings, "vocab_size": len(codec)}
     weights = os.path.join(path, "model.safetensors")
     if not os.path.isfile(weights):
         raise RunError(f"{weights} is missing: not a complete run folder")
+    try:
+        check_weights_file(weights, archs.shapes(arch, settings))  # before a weight is allocated
+        model, _ = archs.build(arch, settings)
+    except UserError as e:
+        raise RunError(f"{where} is corrupt ({str(e).splitlines()[0]})") from None
     load_weights(model, weights)
     if runtime != "torch":
         import onnxrun
@@ -251,8 +390,8 @@ def load_run(path, device="cpu", runtime="torch") -> Run:
             model = onnxrun.load(path, runtime, model.layout, vars(model.cfg))
         except OnnxError as e:
             raise RunError(str(e)) from None
-        return Run(path, model, codec, spec, config, metrics)
-    return Run(path, model.to(device).eval(), codec, spec, config, metrics)
+        return Run(path, model, codec, spec, config, metrics, data_dir)
+    return Run(path, model.to(device).eval(), codec, spec, config, metrics, data_dir)
 
 
 def load_optimizer_state(path):

@@ -26,7 +26,7 @@ import devices
 from errors import RunError, UserError
 from files import clean_stale, write_bytes, write_json, write_text
 from infer import answers, correct, predict
-from runs import list_runs, load_run
+from runs import DATA_DIR, list_runs, load_run
 from tasks.common import group_of, group_order
 
 
@@ -74,20 +74,20 @@ def summarize(df: pd.DataFrame) -> dict:
             "edit_distance": float(df["edit_dist"].mean()), "n": len(df)}
 
 
-def evaluate_run(path, device="auto", ood: dict | None = None, runtime="torch") -> dict:
+def evaluate_run(path, device="auto", ood: dict | None = None, runtime="torch", data_dir=DATA_DIR) -> dict:
     """Score a run on its test and OOD splits, write evaluation_result.txt (every problem) and
     evaluation_summary.json (numbered, never overwritten; both or neither) and return the summary.
     ood: other values of the task's ood_* options, to score the run on another OOD range (the
     train, validation and test splits do not depend on them, so they stay those it trained with)."""
     device = devices.choose(device)
-    run = load_run(path, device, runtime)
+    run = load_run(path, device, runtime, data_dir)
     spec = run.spec
     if ood:
         if any(not k.startswith("ood_") for k in ood):
             raise RunError(f"only the OOD split can change for a trained run, not {sorted(k for k in ood if not k.startswith('ood_'))}")
         spec = D.DataSpec(**{**run.config["data"], "options": {**(spec.options or {}), **ood}})
         spec.task_instance  # noqa: B018 -- a bad range fails here, in one line
-    folder = D.prepare(spec, run.data_dir)
+    folder = run.data_folder(spec if ood else None)
     result = {"run": path, "arch": run.config["arch"], "task": spec.task, "data": folder, "ood_options": ood or {},
               "runtime": runtime,
               "test_sha256": D.read_meta(folder)["sha256"]["test"], "created": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -103,13 +103,13 @@ def evaluate_run(path, device="auto", ood: dict | None = None, runtime="torch") 
     return result
 
 
-def curve_run(path, device="auto", per_value=D.CURVE_SIZE, runtime="torch", values: list[int] | None = None) -> dict:
+def curve_run(path, device="auto", per_value=D.CURVE_SIZE, runtime="torch", values: list[int] | None = None, data_dir=DATA_DIR) -> dict:
     """Exact match and token accuracy of a run at every value of its task's axis (or at the values
     given), written to by_<axis>.csv and by_<axis>.png in the run folder (numbered, never
     overwritten). Returns {"axis", "label", "trained", "curve": DataFrame(value, exact_match,
     token_accuracy, n), "files"}; a value with no problems has n 0."""
     device = devices.choose(device)
-    return score_curve(load_run(path, device, runtime), path, device, per_value, values)
+    return score_curve(load_run(path, device, runtime, data_dir), path, device, per_value, values)
 
 
 def score_curve(run, path, device, per_value, values=None) -> dict:

@@ -19,7 +19,6 @@ then follow the share of steps taken, so a run does the same work, bit for bit o
 however busy the machine is. That is the budget for comparing two settings; a time budget is the
 one for asking what a machine buys in ten minutes.
 """
-import os
 import sys
 
 import cli
@@ -34,8 +33,8 @@ import archs
 import dataset as D
 import lora
 from cli import Parser, add_device_args, add_models_dir, ask, fail
-from errors import RunError, SettingsError, UserError
-from runs import read_json
+from errors import SettingsError, UserError
+from runs import read_run_files
 from settings import BUDGET_HELP, Budget, Request, parse_set
 from training import train
 
@@ -59,10 +58,10 @@ def prompt_choice(console) -> tuple[str, str]:
 def resume_check(p, a):
     """--resume continues a run on its own data: a data flag that says otherwise is refused
     (dataset.check_kept); settings.resolve refuses --set and another architecture."""
-    if not os.path.isdir(a.resume):
-        raise RunError(f"no run folder at {a.resume}")
-    old = read_json(os.path.join(a.resume, "config.json"))
-    D.check_kept(a, p, D.DataSpec(**old["data"]), a.resume,
+    old, _ = read_run_files(a.resume)
+    spec = D.DataSpec(**old["data"])
+    spec.task_instance  # noqa: B018 -- a task or options this version refuses: one line now
+    D.check_kept(a, p, spec, a.resume,
                  "a resumed run keeps its own data and model settings (train a new run for others)")
 
 

@@ -29,7 +29,7 @@ import lora
 from codec import Batch, Codec
 from errors import RunError, UserError
 from files import check_writable, clean_stale, tmp_dir
-from runs import load_optimizer_state, load_run, machine, new_run_dir, save_run_or_rescue, versions
+from runs import check_recorded, load_optimizer_state, load_run, machine, new_run_dir, save_run_or_rescue, versions
 from settings import Budget, Request, Settings, Train, resolve
 
 VAL_SHARE = 0.08  # most of the budget spent on validation along the way (the final scoring comes after the budget)
@@ -123,8 +123,28 @@ def make_optimizer(model, train: Train, resume_state=None):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=train.lr, betas=(0.9, 0.98))
     if resume_state is not None:
-        opt.load_state_dict(resume_state)
+        load_optimizer(opt, resume_state)
     return opt
+
+
+def load_optimizer(opt, state: dict, where="optimizer.pt"):
+    """Load a resumed run's optimizer state, checked now, before the clock starts (AdamW would
+    otherwise find a moment of the wrong shape at its first step): the same parameter groups,
+    and each parameter's moments of its shape, finite. RunError naming the first that is not."""
+    try:
+        opt.load_state_dict(state)
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise RunError(f"{where} does not match the model ({str(e).splitlines()[0][:200]})") from None
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for k, v in opt.state.get(p, {}).items():
+                if not isinstance(v, torch.Tensor):
+                    raise RunError(f"{where} is corrupt (its {k} is {type(v).__name__}, not a tensor)")
+                if v.dim() and v.shape != p.shape:
+                    raise RunError(f"{where} does not match the model ({k} of shape {tuple(v.shape)} for a "
+                                   f"parameter of shape {tuple(p.shape)})")
+                if v.is_floating_point() and not torch.isfinite(v).all():
+                    raise RunError(f"{where} holds moments that are not finite (NaN or infinity)")
 
 
 @dataclass
@@ -166,8 +186,8 @@ def set_up(request: Request, console, quiet) -> Setup:
     t0 = clock()
     check_writable(request.models_dir, "--models-dir")  # before any work: a run that cannot be saved is not started
     device = devices.choose(request.device, request.threads)
-    resumed = load_run(request.resume, device) if request.resume else None
-    parent = load_run(request.init_from, "cpu") if request.init_from else None
+    resumed = load_run(request.resume, device, data_dir=request.data_dir) if request.resume else None
+    parent = load_run(request.init_from, "cpu", data_dir=request.data_dir) if request.init_from else None
     settings = resolve(request, resumed and resumed.config, parent and parent.config)
     if resumed and not quiet:
         has_opt = os.path.isfile(os.path.join(request.resume, "optimizer.pt"))
@@ -186,6 +206,8 @@ def set_up(request: Request, console, quiet) -> Setup:
                           soft_wrap=True)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     data = load_data(settings.data, request.data_dir, settings.codec, device)
+    if resumed:
+        check_recorded(resumed.config, data.folder, request.resume)  # the data it was trained on, not a rewrite
     opt = make_optimizer(model, settings.train, load_optimizer_state(request.resume) if resumed and not settings.lora else None)
     return Setup(settings, device, model, resumed.metrics if resumed else {}, params, trainable, data, opt, clock() - t0)
 

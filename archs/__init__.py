@@ -98,8 +98,27 @@ def defaults(arch: str) -> dict:
     return {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(ARCHS[arch].Config)}
 
 
+MAX_PARAMS = 10**9  # the largest model built: 4 GB of float32 weights, 16 GB with AdamW's state and gradients
+
+
+def shapes(arch: str, settings: dict | None = None) -> dict:
+    """The name and shape of every tensor of the model these settings make, found without
+    allocating any (the model built on torch's meta device); SettingsError for a model over
+    MAX_PARAMS parameters, so an absurd size is refused before memory is spent on it."""
+    import torch
+    cfg = config(arch, settings)
+    with torch.device("meta"):
+        state = ARCHS[arch].Model(cfg).state_dict()
+    count = sum(t.numel() for t in state.values())
+    if count > MAX_PARAMS:
+        raise SettingsError(f"{arch} with these settings has {count:,} parameters, over the {MAX_PARAMS:,} a run may have")
+    return {name: tuple(t.shape) for name, t in state.items()}
+
+
 def build(arch: str, settings: dict | None = None):
-    """A new model of the architecture with these settings, and its complete settings."""
+    """A new model of the architecture with these settings, and its complete settings; checked
+    first on the meta device (shapes), so an absurd size is one line, not an allocation."""
+    shapes(arch, settings)
     cfg = config(arch, settings)
     return ARCHS[arch].Model(cfg), asdict(cfg)
 

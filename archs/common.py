@@ -50,9 +50,14 @@ def require(ok: bool, message: str):
         raise SettingsError(message)
 
 
+MAX_WIDTH = 65536  # the widest d_model (or cell) a Config takes; archs.build also caps the parameter count
+MAX_LAYERS = 1024  # the deepest n_layer: what is built is checked before any weight exists (archs.build)
+
+
 def check_sizes(cfg):
-    """The checks every Config shares: positive sizes, a dropout probability."""
-    require(cfg.d_model >= 1 and cfg.n_layer >= 1, f"d_model and n_layer must be at least 1, got {cfg.d_model} and {cfg.n_layer}")
+    """The checks every Config shares: sizes from 1 to MAX_WIDTH / MAX_LAYERS, a dropout probability."""
+    require(1 <= cfg.d_model <= MAX_WIDTH and 1 <= cfg.n_layer <= MAX_LAYERS,
+            f"d_model and n_layer must be from 1 to {MAX_WIDTH} and {MAX_LAYERS}, got {cfg.d_model} and {cfg.n_layer}")
     require(0 <= cfg.dropout < 1, f"dropout is a probability below 1, got {cfg.dropout}")
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from archs.common import panel, require
+from archs.common import MAX_WIDTH, panel, require
 from codec import PAD, SEP
 
 
@@ -31,7 +31,8 @@ class Config:
     vocab_size: int = 0  # len(codec): settings.with_codec sets it
 
     def __post_init__(self):
-        require(self.d_model >= 1 and self.cell >= 1, f"d_model and cell must be at least 1, got {self.d_model} and {self.cell}")
+        require(1 <= self.d_model <= MAX_WIDTH and 1 <= self.cell <= MAX_WIDTH,
+                f"d_model and cell must be from 1 to {MAX_WIDTH}, got {self.d_model} and {self.cell}")
         require(0 <= self.dropout < 1, f"dropout is a probability below 1, got {self.dropout}")
 
 

@@ -250,9 +250,9 @@ def run_cell(name, p: Preset, arch, seed, threads, device="auto", data_dir="data
         m = train(request_of(p, arch, seed=seed, threads=threads, device=device, models_dir=RUNS_DIR, data_dir=data_dir,
                              tensorboard=tensorboard))
     loop_start = begin + m["setup_time"]  # the training loop, its validation included
-    ev = scoring.evaluate_run(m["run"], m["device"])
-    ev2 = scoring.evaluate_run(m["run"], m["device"], p.ood2) if p.ood2 else None
-    curve = scoring.curve_run(m["run"], m["device"], p.curve, values=p.curve_values or None) if p.curve else None
+    ev = scoring.evaluate_run(m["run"], m["device"], data_dir=data_dir)
+    ev2 = scoring.evaluate_run(m["run"], m["device"], p.ood2, data_dir=data_dir) if p.ood2 else None
+    curve = scoring.curve_run(m["run"], m["device"], p.curve, values=p.curve_values or None, data_dir=data_dir) if p.curve else None
     return {"preset": name, "arch": arch, "budget": p.budget, "seed": seed, "test_em": ev["test"]["exact_match"],
             "ood_em": ev["ood"]["exact_match"], "ood2_em": ev2["ood"]["exact_match"] if ev2 else None,
             "steps": m["steps"], "samples_per_s": m["samples_per_s"],

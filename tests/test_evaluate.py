@@ -167,7 +167,7 @@ def test_leaderboard_lists_unusable_runs_apart(trained_run, tmp_path):
     assert "mamba" in p.stdout and "is corrupt" in p.stdout and "Not ranked" in (root / "leaderboard.md").read_text()
     p = run_main("evaluate.py", str(root / "null_arch"), cwd=cwd)
     assert_one_line_error(p)
-    assert "arch is None" in p.stderr
+    assert "is corrupt (arch: " in p.stderr
 
 
 def test_scoring_on_another_ood_range(trained_run):

@@ -197,11 +197,24 @@ def test_full_disk_keeps_the_trained_model(tmp_path, small_disk):
     assert_one_line_error(p)
     assert "No space left on device" in p.stderr and "the run is saved at" in p.stderr, p.stderr
     assert os.listdir(full_disk) == [], "no partial or hidden folder left in the full one"
-    [run] = os.listdir(rescue / "harness-rescue")
-    assert str(rescue / "harness-rescue" / run) in p.stderr
+    [folder] = [f for f in os.listdir(rescue) if f.startswith("harness-rescue")]  # a fresh folder of this user's own (mkdtemp: mode 0700)
+    assert folder.startswith(f"harness-rescue-{os.getuid()}-") and (rescue / folder).stat().st_mode & 0o777 == 0o700
+    [run] = os.listdir(rescue / folder)
+    assert str(rescue / folder / run) in p.stderr
     from runs import load_run
-    rescued = load_run(rescue / "harness-rescue" / run)
+    rescued = load_run(rescue / folder / run)
     assert rescued.config["arch"] == "gru" and rescued.metrics["steps"] > 0
+
+
+def test_a_rescue_folder_someone_else_made_first_is_not_used(tmp_path, monkeypatch):
+    """The old fixed name (harness-rescue) made by another user, or a link planted there, is
+    never written into: each rescue gets a new folder of its own."""
+    import runs
+    monkeypatch.setattr(runs.tempfile, "tempdir", str(tmp_path))
+    (tmp_path / "harness-rescue").symlink_to(tmp_path / "trap")
+    first, second = runs.rescue_dir(), runs.rescue_dir()
+    assert first != second and not (tmp_path / "trap").exists()
+    assert all(os.path.dirname(f) == str(tmp_path) and not os.path.islink(f) for f in (first, second))
 
 
 @pytest.mark.parametrize("flag", ["--models-dir", "--data-dir"])
