@@ -30,7 +30,11 @@ def quiet_ctrl_c():
 
 
 def catch_ctrl_c():
+    """From here Ctrl-C and SIGTERM (what `kill`, `docker stop`, systemd, Slurm and `timeout`
+    send) are both a KeyboardInterrupt: train.py saves the interrupted run, hyper.py and bench
+    end their current work the same way."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 class Parser(argparse.ArgumentParser):

@@ -249,6 +249,8 @@ def run_cell(name, p: Preset, arch, seed, threads, device="auto", data_dir="data
     with GpuUse(on) as use:
         m = train(request_of(p, arch, seed=seed, threads=threads, device=device, models_dir=RUNS_DIR, data_dir=data_dir,
                              tensorboard=tensorboard))
+    if m["interrupted"]:  # Ctrl-C or SIGTERM: the run is saved, but a cut-short run is no benchmark row
+        raise KeyboardInterrupt
     loop_start = begin + m["setup_time"]  # the training loop, its validation included
     ev = scoring.evaluate_run(m["run"], m["device"], data_dir=data_dir)
     ev2 = scoring.evaluate_run(m["run"], m["device"], p.ood2, data_dir=data_dir) if p.ood2 else None
@@ -751,7 +753,11 @@ def main(argv=None):
     for i, (name, p, arch, seed) in enumerate(todo, 1):
         budget = p.budget
         print(f"[{i}/{len(todo)}] {name} {arch} {budget} seed {seed}", flush=True)
-        row = run_cell(name, p, arch, seed, a.threads, a.device, a.data_dir, a.tensorboard)
+        try:
+            row = run_cell(name, p, arch, seed, a.threads, a.device, a.data_dir, a.tensorboard)
+        except KeyboardInterrupt:
+            fail(f"interrupted: {i - 1} new rows are kept in {RESULTS}/runs.csv; the same command runs the rest, "
+                 f"this cell included", 130)
         df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
         save_results(df)
         report(df, presets, README)

@@ -12,6 +12,31 @@ import bench.run as bench
 from conftest import assert_one_line_error, run_cli, run_main
 
 
+def test_sigterm_stops_the_bench_without_a_row_for_the_cut_short_run(tmp_path):
+    """SIGTERM during a cell: the run is saved as interrupted, but no row is written for it (a
+    cut-short run is no result); bench exits 130 in one line, and the same command runs it again."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    p, _ = run_cli("dataset.py", "--task", "bracket", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "--quick", "--only", "quick-bracket-15s", "--archs", "gru",
+                             "--budget", "1min"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    for line in proc.stdout:
+        if " 1/10: step" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130 and "Traceback" not in out, out
+    assert "error: interrupted: 0 new rows are kept" in out
+    assert not (tmp_path / "bench" / "results" / "runs.csv").exists() or pd.read_csv(tmp_path / "bench" / "results" / "runs.csv").empty
+    [run] = os.listdir(tmp_path / "bench" / "runs")
+    assert json.loads((tmp_path / "bench" / "runs" / run / "metrics.json").read_text())["interrupted"] is True
+
+
 def test_quick_bench_writes_results_and_resumes(tmp_path):
     p, _ = run_cli("dataset.py", "--task", "bracket", cwd=tmp_path)  # the data, made outside the tiny budgets
     assert p.returncode == 0, p.stderr

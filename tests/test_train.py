@@ -174,6 +174,20 @@ def test_ctrl_c_saves_a_complete_run_and_kill_leaves_nothing_half_written(tmp_pa
     assert json.load(open(tmp_path / "models" / run / "metrics.json"))["interrupted"] is True
 
 
+def test_sigterm_saves_the_run_as_ctrl_c_does(tmp_path):
+    """`kill -TERM` (docker stop, systemd, Slurm, timeout) mid-run: the interrupted run is saved,
+    complete, and train.py exits 0 saying where."""
+    proc = start(tmp_path, "gru", "1min", *SMALL)
+    wait_for_training(proc)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0 and "Traceback" not in out, out
+    [run] = visible_runs(tmp_path)
+    assert f"saved models/{run}" in out
+    metrics = json.load(open(tmp_path / "models" / run / "metrics.json"))
+    assert metrics["interrupted"] is True and metrics["steps"] > 0
+
+
 def test_bad_data_line_is_one_line_error(tmp_path):
     p, _ = run_cli("dataset.py", *SMALL, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
