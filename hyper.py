@@ -34,6 +34,7 @@ from studies import (
     DEFAULT_STORAGE,
     DEFAULT_TRIAL_BUDGET,
     WORKERS_PER_GPU,
+    check_study_name,
     console,
     default_workers,
     list_studies,
@@ -126,7 +127,8 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="continue the study named by --study")
     p.add_argument("--report", action="store_true", help="print the trials table, write trials.csv and plots")
     p.add_argument("--list", action="store_true", help="list the studies in the storage")
-    p.add_argument("--seed", type=int, default=0, help="base seed; worker i uses seed + i")
+    p.add_argument("--seed", type=int, default=0, help="a new study's seed (default 0; recorded "
+                   "with it): trial n draws its parameters and trains from the seed and n")
     p.add_argument("--heartbeat", type=int, default=10, help="seconds between a worker's heartbeats (default 10)")
     p.add_argument("--grace", type=int, default=30, help="seconds without a heartbeat before a trial counts as dead")
     D.add_data_args(p)
@@ -137,6 +139,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     signal.signal(signal.SIGTERM, interrupt)  # `kill` stops a study as Ctrl-C does: workers stop, trials closed
     try:
+        if a.study:
+            check_study_name(a.study)
         if a.list:
             list_studies(a.storage, a.grace)
             return 0

@@ -21,6 +21,7 @@ import errno
 import multiprocessing as mp
 import os
 import platform
+import re
 import shutil
 import signal
 import threading
@@ -63,6 +64,18 @@ for _handler in optuna.logging.get_logger("optuna").handlers:  # records of its 
     _handler.addFilter(_no_interrupt_traceback)
 
 
+CONNECT_TIMEOUT = 10  # seconds a database server has to answer before the storage is refused
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def check_study_name(name: str):
+    """A study's name is also a folder name (optuna_studies/<name>/): letters, digits, `_`, `.`
+    and `-`, starting with a letter or digit, at most 100 characters (no separator, no `..`)."""
+    if not STUDY_NAME.fullmatch(name):
+        raise StudyError(f"study name {name!r} must be letters, digits, _, . and -, starting with a letter or digit "
+                         f"(at most 100 characters): it names a folder under {STUDIES_DIR}/")
+
+
 def open_storage(url: str, heartbeat: int | None = None, grace: int | None = None) -> optuna.storages.RDBStorage:
     """The study database, with a generous SQLite busy timeout and, for workers, heartbeats."""
     if url.startswith("sqlite:///"):
@@ -70,6 +83,8 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
         if os.path.dirname(path) and not os.path.isdir(os.path.dirname(path)):
             check_writable(os.path.dirname(path), "--storage")
         engine = {"connect_args": {"timeout": 60}}
+    elif url.startswith(("postgresql", "mysql")):  # a server that never answers: one line after CONNECT_TIMEOUT
+        engine = {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
     else:
         engine = {"pool_pre_ping": True}
     kw = {}
@@ -198,6 +213,25 @@ def worker_gpus(workers: int, n_gpus: int, visible: str | None) -> list[str | No
     return [ids[i % len(ids)] if ids else None for i in range(workers)]
 
 
+class TrialSeededTPE(optuna.samplers.TPESampler):
+    """TPE whose random draws for trial n come from a stream of their own, seeded by the study's
+    seed and n. Trial numbers are handed out once by the storage, so every worker, every machine
+    sharing a study and every --resume draws afresh, while a study run by one process from start
+    to end is the same study again. (A sampler seeded once per process drew the same parameters
+    again in each process and on each resume.) It reseeds the two random streams TPESampler of
+    Optuna 5.0 draws from; tests/test_hyper.py checks both properties, so a change there shows."""
+
+    def __init__(self, seed: int, **kw):
+        super().__init__(seed=seed, **kw)
+        self.study_seed = seed
+
+    def before_trial(self, study, trial):
+        stream = (self.study_seed * 1_000_003 + trial.number) % 2**32
+        self._rng.rng.seed(stream)
+        self._random_sampler._rng.rng.seed(stream)
+        super().before_trial(study, trial)
+
+
 def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grace, parent=None, gpu=None, device="auto",
            tensorboard=False):
     """One worker process: runs trials until the study's time is spent or enough trials ran."""
@@ -209,9 +243,10 @@ def worker(url, study_name, deadline, max_trials, threads, seed, heartbeat, grac
         watch_parent(parent)
     storage = open_storage(url, heartbeat, grace)
     study = optuna.load_study(study_name=study_name, storage=storage,
-                              sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
                               pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2))
     settings = study_settings(study)
+    seed = settings.get("seed", seed)  # the seed the study was made with, on every resume and machine
+    study.sampler = TrialSeededTPE(seed, n_startup_trials=5)
     trial = Budget.parse(settings["trial_budget"])
     trial_s = trial.amount if trial.unit == "s" else 0.0  # steps: the longest trial this worker has run
     objective = objective_for(settings, study_name, threads, seed, device, tensorboard)
@@ -319,7 +354,7 @@ def run_study(url, study_name, time_s, workers, max_trials, seed, heartbeat=10, 
     if gpus[0] is not None:
         console.print(f"{workers} worker(s) on GPU(s) {', '.join(sorted(set(gpus), key=gpus.index))}")
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=worker, args=(url, study_name, deadline, max_trials, threads, seed + i, heartbeat, grace,
+    procs = [ctx.Process(target=worker, args=(url, study_name, deadline, max_trials, threads, seed, heartbeat, grace,
                                               os.getpid(), gpus[i], device, tensorboard)) for i in range(workers)]
     for p in procs:
         p.start()

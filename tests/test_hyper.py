@@ -11,6 +11,7 @@ import uuid
 import optuna
 import pytest
 
+import archs
 import dataset as D
 import studies
 from conftest import ROOT, SMALL, assert_one_line_error, run_cli, run_main
@@ -207,6 +208,58 @@ def test_errors_are_one_line(tmp_path):
     p = run_main("hyper.py", "--list", "--storage", f"sqlite:///{db}", cwd=tmp_path)
     assert_one_line_error(p)
     assert "optuna storage upgrade" in p.stderr
+
+
+def test_bad_study_names_and_a_server_that_never_answers_are_one_line(tmp_path):
+    """A study name is a folder name: `..` or a separator is refused before anything is written;
+    a PostgreSQL port that accepts and never answers is refused after studies.CONNECT_TIMEOUT."""
+    import socket
+    for name in ("../../x", "a/b", ".hidden", "x" * 101):
+        p = run_main("hyper.py", "--arch", "gru", "--time", "1min", "--study", name, "--storage",
+                     f"sqlite:///{tmp_path}/a.db", cwd=tmp_path)
+        assert_one_line_error(p)
+        assert "study name" in p.stderr
+    assert not (tmp_path / "a.db").exists() and not (tmp_path / "optuna_studies").exists()
+    with socket.socket() as silent:  # listens, never speaks
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        p, _ = run_cli("hyper.py", "--list", "--storage", f"postgresql://nobody@127.0.0.1:{port}/none", cwd=tmp_path,
+                       timeout=10 * studies.CONNECT_TIMEOUT)
+    assert_one_line_error(p)
+    assert "cannot open storage" in p.stderr
+
+
+def test_resumed_studies_draw_afresh_and_one_process_reproduces(tmp_path):
+    """Each --resume (or worker, or machine) draws new parameters: trial n's draws come from the
+    study's seed and n. Two resumes of one study draw different parameters; the same study run in
+    one process from the start draws the same ones again."""
+    url = f"sqlite:///{tmp_path}/studies.db"
+    base = ["--arch", "gru", *EASY, "--time", "5min", "--trial-budget", "2s", "--workers", "1", "--storage", url]
+    p, _ = run_cli("hyper.py", *base, "--study", "s", "--trials", "2", cwd=tmp_path, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    for n in (3, 4):
+        p, _ = run_cli("hyper.py", "--resume", "--study", "s", "--storage", url, "--time", "5min", "--trials", str(n),
+                       "--workers", "1", cwd=tmp_path, timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+    drawn = [t.params for t in optuna.load_study(study_name="s", storage=url).trials[1:]]
+    assert len(drawn) == 3 and drawn[0] != drawn[1] != drawn[2] != drawn[0], drawn
+
+    def draws(sampler_for, n, restart_at=None):
+        """n trials of the search space with a sampler that a new process would make at restart_at."""
+        study = optuna.create_study(direction="maximize", sampler=sampler_for())
+        for i in range(n):
+            if i == restart_at:
+                study.sampler = sampler_for()
+            study.optimize(lambda t: sum(map(float, archs.ARCHS["gru"].search_space(t)["train"].values())), n_trials=1)
+        return [t.params for t in study.trials]
+    seeded = lambda: studies.TrialSeededTPE(0, n_startup_trials=5)  # noqa: E731
+    assert draws(seeded, 4) == draws(seeded, 4), "one process from the start: the same study"
+    resumed = draws(seeded, 4, restart_at=2)
+    assert resumed[2:] != resumed[:2], "a resume draws afresh"
+    once = lambda: optuna.samplers.TPESampler(seed=0, n_startup_trials=5)  # noqa: E731
+    repeated = draws(once, 4, restart_at=2)
+    assert repeated[2:] == repeated[:2], "a sampler seeded once per process repeats itself (what TrialSeededTPE fixes)"
 
 
 def test_a_resumed_study_keeps_its_settings(tmp_path):
