@@ -18,11 +18,19 @@
 
 Inputs are read and answered exactly as predict.py does (infer.ask: the task's normalisation,
 the run's codec, greedy decoding). A bad request gets a 4xx status and {"error": "<one line>"},
-never a 500: malformed JSON (400), a body too large (413), a missing or non-list `inputs`, a
-non-string, more than --max-inputs inputs, an input longer than --max-input-len, symbols the codec
-lacks or a problem the task cannot take (422). The body is read as JSON whatever its content type.
-Requests that arrive while the model is busy are answered together in one forward pass. Binds
-127.0.0.1 unless --host says otherwise; Ctrl-C or SIGTERM stops it.
+never a 500: malformed JSON, nested too deep or with a number of over 4300 digits (400), a body
+too large (413) or too slow (408), a missing or non-list `inputs`, a non-string, more than
+--max-inputs inputs, an input longer than --max-input-len, symbols the codec lacks or a problem the
+task cannot take (422). The body is read as JSON whatever its content type; its byte limit admits
+every request those limits admit, however json.dumps escapes it. The OpenAPI schema (/openapi.json)
+describes both request bodies. A client has --read-timeout seconds to send a request's headers and
+as many for its body; one that disconnects mid-request is one log line. Every response carries a
+Content-Security-Policy (the page's one inline script by its hash, nothing from elsewhere, no
+framing), X-Content-Type-Options and Referrer-Policy. Bound to a loopback address (the default
+127.0.0.1), requests must name a loopback host (Host: 127.0.0.1, localhost or [::1]), so a web page
+elsewhere cannot reach it through DNS rebinding; with --host ADDRESS that address is accepted too,
+and with 0.0.0.0 or :: (Docker) any. Requests that arrive while the model is busy are answered
+together in one forward pass. Ctrl-C or SIGTERM stops it.
 """
 import os
 import signal
@@ -35,9 +43,12 @@ if __name__ == "__main__":
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
 import html
 import json
+import re
 import socket
 from typing import Annotated
 
@@ -47,6 +58,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 import infer
 import inspection
@@ -89,14 +102,68 @@ class Batcher:
                 start += len(ts)
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | None = None, runtime="torch") -> FastAPI:
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+READ_TIMEOUT = 10.0  # seconds a client has for a request's headers, and as many for its body (--read-timeout)
+
+
+def allowed_hosts(host: str) -> set | None:
+    """The Host header names a request may give: the loopback names, and the address served on
+    when it is another; None (any) when serving on every address (0.0.0.0, ::)."""
+    if host in ("0.0.0.0", "::", ""):
+        return None
+    return LOOPBACK | {host.lower()}
+
+
+def host_of(header: str) -> str:
+    """The host of a Host header without its port: `127.0.0.1:8000` -> 127.0.0.1, `[::1]:80` -> ::1."""
+    m = re.fullmatch(r"\[([^\]]*)\](:\d+)?|([^:]*)(:\d+)?", header.strip().lower())
+    return (m.group(1) or m.group(3) or "") if m else ""
+
+
+class TimedHttp(HttpToolsProtocol):
+    """uvicorn's HTTP protocol with a deadline for a request's headers: a connection that has not
+    sent a whole request head READ_TIMEOUT (--read-timeout) seconds after it opened, or after its
+    previous response, is closed (uvicorn waits for them forever: a slow client holds a connection)."""
+    read_timeout = READ_TIMEOUT
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self):
+        self._head_timer = self.loop.call_later(self.read_timeout, self._too_slow)
+
+    def _too_slow(self):
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def on_headers_complete(self):
+        self._head_timer.cancel()
+        super().on_headers_complete()
+
+    def on_response_complete(self):
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._head_timer.cancel()
+            self._arm()
+
+    def connection_lost(self, exc):
+        self._head_timer.cancel()
+        super().connection_lost(exc)
+
+
+def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | None = None, runtime="torch",
+               host: str = "127.0.0.1", read_timeout: float = READ_TIMEOUT) -> FastAPI:
     max_len = max_input_len or 4 * run.task.max_input_len()
-    max_body = 1024 + max_inputs * (4 * max_len + 16)  # UTF-8 takes at most 4 bytes a character
+    # json.dumps writes a character as at most 12 bytes (a surrogate pair of \uXXXX escapes), and an
+    # input's quotes, comma and space in 16: every request within the count and length limits fits
+    max_body = 1024 + max_inputs * (12 * max_len + 16)
     batcher = Batcher(run, device, max(max_inputs, 64))
+    hosts = allowed_hosts(host)
 
     class PredictRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -113,6 +180,51 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
         worker.cancel()
 
     app = FastAPI(title="bracket and arithmetic harness", lifespan=lifespan, docs_url=None, redoc_url=None)
+    page_html = render_page(run)
+    script = page_html.split("<script>", 1)[1].split("</script>", 1)[0]
+    script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    headers = {"Content-Security-Policy": f"default-src 'none'; script-src 'sha256-{script_hash}'; style-src 'unsafe-inline'; "
+                                          "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; "
+                                          "frame-ancestors 'none'",
+               "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        """The Host check (DNS rebinding), then the security headers on every response."""
+        if hosts is not None and host_of(request.headers.get("host", "")) not in hosts:
+            response = error(421, f"this server answers requests for {', '.join(sorted(hosts))}, not "
+                                  f"{request.headers.get('host', '(no Host header)')[:100]!r}")
+        else:
+            response = await call_next(request)
+        response.headers.update(headers)
+        return response
+
+    async def read_body(request: Request) -> bytes | JSONResponse:
+        """The body, at most max_body bytes and within read_timeout seconds; else the 4xx to answer."""
+        raw = b""
+        try:
+            async with asyncio.timeout(read_timeout):
+                async for chunk in request.stream():
+                    raw += chunk
+                    if len(raw) > max_body:
+                        return error(413, f"request body over {max_body} bytes (at most {max_inputs} inputs of {max_len} characters)")
+        except TimeoutError:
+            return error(408, f"request body not received within {read_timeout:g} s")
+        except ClientDisconnect:
+            log(f"{request.client.host if request.client else 'a client'} disconnected before its request was read")
+            return error(400, "client disconnected")
+        return raw
+
+    def parse(raw: bytes, model: type[BaseModel]):
+        """The request body as model, or the 4xx to answer."""
+        try:
+            return model.model_validate(json.loads(raw))
+        except RecursionError:
+            return error(400, "malformed JSON: nested too deep")
+        except ValidationError as e:
+            return invalid(e)
+        except ValueError as e:  # bad JSON or UTF-8, a number of over 4300 digits
+            return error(400, f"malformed JSON: {str(e).splitlines()[0][:200]}")
 
     def invalid(e: ValidationError) -> JSONResponse:
         first = e.errors()[0]
@@ -122,22 +234,21 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
-        return error(exc.status_code, str(exc.detail))
+        return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))  # 405's Allow
 
-    @app.post("/predict")
+    def described(model: type[BaseModel]) -> dict:
+        """What the OpenAPI schema says of a body read by hand (read_body): model's JSON schema."""
+        return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+    @app.post("/predict", openapi_extra=described(PredictRequest))
     async def answer(request: Request):
         """The body is read as JSON whatever its declared content type (curl -d sends a form type)."""
-        raw = b""
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > max_body:
-                return error(413, f"request body over {max_body} bytes (at most {max_inputs} inputs of {max_len} characters)")
-        try:
-            body = PredictRequest.model_validate(json.loads(raw))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            return error(400, f"malformed JSON: {str(e).splitlines()[0]}")
-        except ValidationError as e:
-            return invalid(e)
+        raw = await read_body(request)
+        if isinstance(raw, JSONResponse):
+            return raw
+        body = parse(raw, PredictRequest)
+        if isinstance(body, JSONResponse):
+            return body
         results = await batcher.ask(body.inputs)
         bad = next((i for i, r in enumerate(results) if "error" in r), None)
         if bad is not None:
@@ -149,19 +260,16 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
                 out[key] = [r.get(key) for r in results]
         return out
 
-    @app.post("/explain")
+    @app.post("/explain", openapi_extra=described(ExplainRequest))
     async def explain(request: Request):
         """One problem's answer and how the model got there (inspection.as_json); the body is read
         as JSON whatever its declared content type, at most a request's worth of bytes."""
-        raw = await request.body()
-        if len(raw) > max_body:
-            return error(413, f"request body over {max_body} bytes")
-        try:
-            body = ExplainRequest.model_validate(json.loads(raw))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            return error(400, f"malformed JSON: {str(e).splitlines()[0]}")
-        except ValidationError as e:
-            return invalid(e)
+        raw = await read_body(request)
+        if isinstance(raw, JSONResponse):
+            return raw
+        body = parse(raw, ExplainRequest)
+        if isinstance(body, JSONResponse):
+            return body
         try:
             async with batcher.model_lock:
                 result = await asyncio.to_thread(inspection.inspect, run, body.input, device)
@@ -183,12 +291,21 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
 
     @app.get("/", response_class=HTMLResponse)
     async def page():
-        example = run.task.sample(torch.Generator().manual_seed(0), 1)[0].input
-        title = f"{run.config['arch']} on {run.task.name}: {os.path.basename(run.path)}"
-        extras = json.dumps(run.task.extras).replace("<", "\\u003c")  # inside <script>: no tag can close it
-        return PAGE.replace("{{title}}", html.escape(title)).replace("{{example}}", html.escape(example)).replace("{{extras}}", extras)
+        return page_html
 
     return app
+
+
+def log(line: str):
+    print(line, file=sys.stderr, flush=True)
+
+
+def render_page(run) -> str:
+    """The page, made once when the app is (its script's hash is in the Content-Security-Policy)."""
+    example = run.task.sample(torch.Generator().manual_seed(0), 1)[0].input
+    title = f"{run.config['arch']} on {run.task.name}: {os.path.basename(run.path)}"
+    extras = json.dumps(run.task.extras).replace("<", "\\u003c")  # inside <script>: no tag can close it
+    return PAGE.replace("{{title}}", html.escape(title)).replace("{{example}}", html.escape(example)).replace("{{extras}}", extras)
 
 
 PAGE = """<!doctype html>
@@ -278,6 +395,8 @@ def main(argv=None):
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--max-inputs", type=int, default=256, help="most problems in one request (default 256)")
     p.add_argument("--max-input-len", type=int, help="longest problem in characters (default: 4x the task's longest)")
+    p.add_argument("--read-timeout", type=float, default=READ_TIMEOUT,
+                   help=f"seconds a client has to send a request's headers, and as many for its body (default {READ_TIMEOUT:g})")
     add_device_args(p)
     add_runtime_argument(p)
     a = p.parse_args(argv)
@@ -286,13 +405,16 @@ def main(argv=None):
             raise SettingsError(f"port {a.port} is not between 1 and 65535")
         if a.max_inputs < 1 or (a.max_input_len is not None and a.max_input_len < 1):
             raise SettingsError("--max-inputs and --max-input-len must be at least 1")
+        if not 0 < a.read_timeout <= 3600:
+            raise SettingsError(f"--read-timeout is seconds, more than 0 and at most 3600, got {a.read_timeout:g}")
         device = use_device(a)
         run = load_run(pick_run(a.run, a.latest, a.models_dir, "serve"), device, a.runtime)
         if (reason := port_free(a.host, a.port)) is not None:
             raise SettingsError(f"cannot listen on {a.host}:{a.port} ({reason}); choose another with --port or --host")
     except UserError as e:
         fail(str(e))
-    app = create_app(run, device, a.max_inputs, a.max_input_len, a.runtime)
+    app = create_app(run, device, a.max_inputs, a.max_input_len, a.runtime, a.host, a.read_timeout)
+    TimedHttp.read_timeout = a.read_timeout
     print(f"serving {run.path} ({run.config['arch']}, {run.task.name}) on {device} at http://{a.host}:{a.port}/ "
           "(Ctrl-C or SIGTERM stops it)", flush=True)
     def stopped(*_):
@@ -302,7 +424,7 @@ def main(argv=None):
     # uvicorn shuts down gracefully on SIGTERM and Ctrl-C, then raises the signal again: end quietly
     signal.signal(signal.SIGTERM, stopped)
     try:
-        uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False)
+        uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False, http=TimedHttp)
     except KeyboardInterrupt:
         print("stopped", flush=True)
         return 130

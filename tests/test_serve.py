@@ -19,12 +19,14 @@ import serve
 from conftest import ROOT, assert_one_line_error, run_cli, run_main
 from runs import load_run
 
+LOCAL = "http://127.0.0.1"  # the Host a request to serve.py on its default address names
+
 
 @pytest.fixture(scope="module")
 def client(trained_run):
     _, run = trained_run
     app = serve.create_app(load_run(run), "cpu", max_inputs=8)
-    with TestClient(app) as c:  # runs the lifespan: the batching worker
+    with TestClient(app, base_url=LOCAL) as c:  # runs the lifespan: the batching worker
         yield c
 
 
@@ -74,7 +76,7 @@ def test_a_scratch_pad_answer_carries_its_work(tmp_path, monkeypatch):
     def answers(model, codec, problems, n, device):  # what a trained model writes: results reversed after the partial products
         return [{"47*21": "74+049=789", "12+3": "51"}[p] for p in problems], [0.9] * len(problems)
     monkeypatch.setattr(infer, "answers", answers)
-    with TestClient(serve.create_app(load_run(m["run"]), "cpu", max_inputs=8)) as c:
+    with TestClient(serve.create_app(load_run(m["run"]), "cpu", max_inputs=8), base_url=LOCAL) as c:
         body = c.post("/predict", json={"inputs": ["47*21", "12+3"]}).json()
     assert body["outputs"] == ["987", "15"] and body["work"] == ["47 + 940", None]
     assert body["latex"] == ["47 \\times 21 = 987", "12 + 3 = 15"]
@@ -93,7 +95,9 @@ def test_a_scratch_pad_answer_carries_its_work(tmp_path, monkeypatch):
     (b'{"inputs": ["("], "extra": 1}', 422, "extra: Extra inputs are not permitted"),
     (b'[1, 2]', 422, "body: Input should be a valid dictionary"),
     (b"\xff\xfe", 400, "malformed JSON"),
-    (json.dumps({"inputs": ["(" * 240] * 8}).encode() + b" " * 10_000, 413, "request body over"),
+    (json.dumps({"inputs": ["(" * 240] * 8}).encode() + b" " * 30_000, 413, "request body over"),
+    (b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested too deep"),
+    (b'{"inputs": [' + b"9" * 4301 + b"]}", 400, "malformed JSON"),
 ])
 def test_bad_requests_are_4xx_with_one_line(client, body, status, reason):
     r = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
@@ -108,8 +112,46 @@ def test_json_is_read_whatever_the_content_type(client):
 
 
 def test_wrong_method_and_path_are_4xx(client):
-    assert client.get("/predict").status_code == 405 and "error" in client.get("/predict").json()
+    r = client.get("/predict")
+    assert r.status_code == 405 and "error" in r.json() and r.headers["allow"] == "POST"
     assert client.get("/nope").status_code == 404
+
+
+def test_the_byte_limit_admits_every_request_the_other_limits_admit(client):
+    """The most inputs, each of the most characters, as json.dumps escapes them (6 bytes a
+    character of U+3010, 12 of a character beyond the BMP): answered, not 413."""
+    for char in ("【", "\U0001F600"):
+        body = json.dumps({"inputs": [char * 240] * 8}).encode()
+        r = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code in (200, 422) and "over" not in r.text, (char, r.text[:200])
+
+
+def test_security_headers_host_check_and_schema(client, trained_run):
+    """Every response (answers, errors, the page) carries the security headers; the page's script
+    runs under its hash; a Host other than a loopback name is refused (DNS rebinding) unless the
+    server was started on another address; the OpenAPI schema describes both request bodies."""
+    for r in (client.get("/"), client.get("/nope"), client.post("/predict", json={"inputs": ["(("]}), client.get("/health")):
+        assert r.headers["x-content-type-options"] == "nosniff" and "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert r.headers["referrer-policy"] == "no-referrer"
+    page = client.get("/").text
+    script = page.split("<script>", 1)[1].split("</script>", 1)[0]
+    import base64
+    import hashlib
+    assert f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'" in \
+        client.get("/").headers["content-security-policy"]
+    for host, status in (("127.0.0.1:8000", 200), ("localhost", 200), ("[::1]:8000", 200), ("evil.example", 421),
+                         ("127.0.0.1.evil.example:8000", 421)):
+        r = client.get("/health", headers={"Host": host})
+        assert r.status_code == status, host
+    assert "evil.example" in client.get("/health", headers={"Host": "evil.example"}).json()["error"]
+    with TestClient(serve.create_app(load_run(trained_run[1]), "cpu", host="0.0.0.0"), base_url="http://box.lan") as anywhere:
+        assert anywhere.get("/health").status_code == 200
+    schema = client.get("/openapi.json").json()
+    for path, field in (("/predict", "inputs"), ("/explain", "input")):
+        body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert field in body["properties"] and body["required"] == [field], body
+    inputs = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["inputs"]
+    assert inputs["maxItems"] == 8
 
 
 def test_concurrent_requests_share_a_forward_pass(trained_run, monkeypatch):
@@ -182,6 +224,30 @@ def test_server_answers_and_stops_on_sigterm(server, trained_run):
     assert proc.wait(timeout=20) == 0, proc.stderr.read()
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, "nothing listens after SIGTERM"
+
+
+def test_slow_and_vanishing_clients(trained_run):
+    """--read-timeout: a connection that never finishes its headers is closed, a body that never
+    comes is a 408; a client that disconnects mid-body is one log line, no traceback."""
+    cwd, run = trained_run
+    port = free_port()
+    proc = start_server(cwd, run, port, "--read-timeout", "1")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
+            assert s.recv(1000) == b"", "closed"
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
+            assert s.recv(1000).startswith(b"HTTP/1.1 408")
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as r:
+            assert r.status == 200, "still serving"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    err = proc.stderr.read()
+    assert "Traceback" not in err and err.count("disconnected before its request was read") == 1, err
 
 
 def test_serve_errors(trained_run, tmp_path):

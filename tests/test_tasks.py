@@ -113,7 +113,7 @@ def test_every_script_works_with_it(name, tmp_path, monkeypatch):
     problem = sample(make_task(name), 1)[0].input
     p = run_main("predict.py", m["run"], "--json", problem, cwd=tmp_path)
     assert p.returncode == 0 and '"answer"' in p.stdout, p.stderr
-    with TestClient(serve.create_app(load_run(m["run"]), "cpu", max_inputs=4)) as client:
+    with TestClient(serve.create_app(load_run(m["run"]), "cpu", max_inputs=4), base_url="http://127.0.0.1") as client:
         assert client.get("/").status_code == 200
         answers = client.post("/predict", json={"inputs": [problem]}).json()["outputs"]
         assert len(answers) == 1 and isinstance(answers[0], str)
