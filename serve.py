@@ -240,7 +240,15 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
         """What the OpenAPI schema says of a body read by hand (read_body): model's JSON schema."""
         return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
-    @app.post("/predict", openapi_extra=described(PredictRequest))
+    one_line = {"content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}},
+                                                              "required": ["error"]}}}}
+    refusals = {400: {"description": "malformed JSON, or the client went away", **one_line},
+                408: {"description": "the body did not come within --read-timeout", **one_line},
+                413: {"description": "a body over the byte limit", **one_line},
+                421: {"description": "a Host that is not this server's", **one_line},
+                422: {"description": "a request the limits or the task refuse", **one_line}}
+
+    @app.post("/predict", openapi_extra=described(PredictRequest), responses=refusals)
     async def answer(request: Request):
         """The body is read as JSON whatever its declared content type (curl -d sends a form type)."""
         raw = await read_body(request)
@@ -260,7 +268,7 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
                 out[key] = [r.get(key) for r in results]
         return out
 
-    @app.post("/explain", openapi_extra=described(ExplainRequest))
+    @app.post("/explain", openapi_extra=described(ExplainRequest), responses=refusals)
     async def explain(request: Request):
         """One problem's answer and how the model got there (inspection.as_json); the body is read
         as JSON whatever its declared content type, at most a request's worth of bytes."""
@@ -277,11 +285,11 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
             return error(422, str(e))
         return inspection.as_json(result)
 
-    @app.get("/health")
+    @app.get("/health", responses={421: refusals[421]})
     async def health():
         return {"status": "ok"}
 
-    @app.get("/model")
+    @app.get("/model", responses={421: refusals[421]})
     async def model():
         m, c = run.metrics, run.config
         return {"run": run.path, "arch": c["arch"], "task": run.task.name, "options": run.task.cfg.__dict__,
@@ -289,7 +297,7 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
                 "steps": m.get("steps"), "parameters": m.get("params"), "runtime": runtime, "symbols": run.codec.symbols,
                 "max_inputs": max_inputs, "max_input_len": max_len, "extras": run.task.extras}
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.get("/", response_class=HTMLResponse, responses={421: refusals[421]})
     async def page():
         return page_html
 
