@@ -306,6 +306,12 @@ def read_run_files(path) -> tuple[dict, dict]:
 DATA_DIR = "data"  # the project's data folder: where every script finds a run's data
 
 
+def _but_ood(spec: D.DataSpec) -> tuple:
+    """What fixes a spec's train, validation and test splits: all of it but the ood_* options."""
+    options = {k: v for k, v in spec.full_options().items() if not k.startswith("ood_")}
+    return spec.task, options, spec.train_size, spec.val_size, spec.test_size, spec.seed
+
+
 @dataclass
 class Run:
     """A saved run, loaded: the model (eval mode, on its device), the codec it was trained with,
@@ -324,9 +330,13 @@ class Run:
 
     def data_folder(self, spec: D.DataSpec | None = None) -> str:
         """The folder of the run's data (made if missing) under data_dir, checked against the
-        hashes the run recorded; or of spec's (another OOD range: the splits but OOD checked)."""
+        hashes the run recorded; or of spec's: another OOD range of the run's data (its other
+        splits are checked) or other data altogether (a parent's task: nothing recorded to check)."""
         folder = D.prepare(spec or self.spec, self.data_dir)
-        check_recorded(self.config, folder, self.path, skip=("ood",) if spec else ())
+        if spec is None:
+            check_recorded(self.config, folder, self.path)
+        elif _but_ood(spec) == _but_ood(self.spec):
+            check_recorded(self.config, folder, self.path, skip=("ood",))
         return folder
 
     def split(self, name: str, spec: D.DataSpec | None = None) -> list:
@@ -404,8 +414,17 @@ def load_optimizer_state(path):
         raise RunError(f"{f} is corrupt ({type(e).__name__})") from None
 
 
+def _got(d, *keys):
+    """d[keys[0]][keys[1]]..., or None where a level is not an object."""
+    for k in keys:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
 def list_runs(root="models") -> list[dict]:
-    """Complete runs under root (newest first) with their headline numbers; skips damaged folders."""
+    """Run folders under root (newest first) with their headline numbers as their JSON files give
+    them, unchecked (load_run checks them; evaluate.py --all lists the runs that fail apart);
+    skips folders whose config.json or metrics.json is missing or not JSON."""
     out = []
     if not os.path.isdir(root):
         return out
@@ -418,8 +437,8 @@ def list_runs(root="models") -> list[dict]:
             metrics = read_json(os.path.join(path, "metrics.json"))
         except RunError:
             continue
-        out.append({"run": path, "arch": config.get("arch"), "task": config.get("data", {}).get("task"),
-                    "budget": config.get("train", {}).get("budget"), "created": metrics.get("created", ""),
-                    "test_em": metrics.get("test_em"), "steps": metrics.get("steps"),
-                    "params": metrics.get("params"), "wall_time": metrics.get("wall_time")})
+        out.append({"run": path, "arch": _got(config, "arch"), "task": _got(config, "data", "task"),
+                    "budget": _got(config, "train", "budget"), "created": str(_got(metrics, "created") or ""),
+                    "test_em": _got(metrics, "test_em"), "steps": _got(metrics, "steps"),
+                    "params": _got(metrics, "params"), "wall_time": _got(metrics, "wall_time")})
     return sorted(out, key=lambda r: (r["created"], r["run"]), reverse=True)

@@ -93,6 +93,7 @@ SCRIPTS = {
     "evaluate": ["evaluate.py", "{run}"],
     "export": ["export.py", "{run}"],
     "explain": ["explain.py", "{run}", "((", "--json"],
+    "serve": ["serve.py", "{run}", "--port", "65000"],  # refused before it listens
     "resume": ["train.py", "{arch}", "2s", "--resume", "{run}"],
     "init-from": ["train.py", "{arch}", "2s", "--init-from", "{run}"],
 }
@@ -121,6 +122,20 @@ def test_a_crafted_run_folder_is_one_line_in_every_script(runs, tmp_path, case):
         assert not (tmp_path / "out").exists() or not [d for d in os.listdir(tmp_path / "out") if not d.startswith(".")], \
             f"{script}: nothing trained"
     assert sorted(os.listdir(cwd / "models")) == before
+
+
+def test_the_leaderboard_ranks_the_good_run_and_lists_every_crafted_one_apart(runs, tmp_path):
+    cwd, made = runs
+    root = tmp_path / "models"
+    shutil.copytree(made["gru"], root / "good")
+    for case, (arch, change, _) in CASES.items():
+        run = root / case.replace(" ", "_").replace("^", "")
+        shutil.copytree(made[arch], run)
+        change(run)
+    p = run_main("evaluate.py", "--all", "--models-dir", str(root), cwd=cwd)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    ranked = (root / "leaderboard.csv").read_text()
+    assert "good" in ranked and not any(case.replace(" ", "_").replace("^", "") in ranked for case in CASES)
 
 
 def test_resume_checks_its_optimizer_state_before_the_clock(runs, tmp_path):
