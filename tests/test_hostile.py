@@ -199,3 +199,21 @@ def test_a_damaged_data_folder_is_one_line(runs, tmp_path, damage):
         p = run_main(*argv, cwd=tmp_path)
         assert_one_line_error(p)
         assert folder.name in p.stderr
+
+
+def test_a_mismatched_size_is_refused_before_a_weight_is_allocated(runs, tmp_path, monkeypatch):
+    """d_model 6000 against a file of d_model 96: refused from the file's header, the model built
+    only on the meta device (building it first took a gigabyte before the shapes were compared)."""
+    import archs
+    import runs as R
+    from errors import RunError
+    _, run = crafted(runs, tmp_path, "gru", set_in("config.json", ["model", "d_model"], 6000))
+    built_on, real = [], archs.ARCHS["gru"].Model
+
+    def spy(cfg):
+        built_on.append(torch.get_default_device().type)
+        return real(cfg)
+    monkeypatch.setattr(archs.ARCHS["gru"], "Model", spy)
+    with pytest.raises(RunError, match="does not match its config.json"):
+        R.load_run(run)
+    assert built_on == ["meta"]
