@@ -86,10 +86,8 @@ def _corrupt(path, e) -> RunError:
 def check_weights_file(path, shapes: dict):
     """Compare the tensors a model.safetensors file declares in its header with the shapes the
     run's config.json makes (archs.shapes), before any weight is allocated: RunError naming the
-    first tensor that is missing, unexpected or of another shape. Tied weights are one tensor
-    saved under one of their names, so a model tensor absent from the file is missing only if
-    no tensor of the file has its shape under a name the model also has (load_weights checks
-    the ties exactly)."""
+    first tensor of the file the model lacks or has in another shape. Tensors the file lacks are
+    load_weights's to find: tied weights are saved once, under either name."""
     try:
         with safe_open(path, framework="pt") as f:
             declared = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
