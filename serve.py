@@ -215,8 +215,17 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
             return error(400, "client disconnected")
         return raw
 
-    def parse(raw: bytes, model: type[BaseModel]):
-        """The request body as model, or the 4xx to answer."""
+    def invalid(e: ValidationError) -> JSONResponse:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ())) or "body"
+        limit = f" (at most {max_inputs} inputs)" if first.get("type") == "too_long" and where == "inputs" else ""
+        return error(422, f"{where}: {first.get('msg')}{limit}")
+
+    async def read_request(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
+        """The request body as model, or the 4xx to answer (read_body's, or of its JSON)."""
+        raw = await read_body(request)
+        if isinstance(raw, JSONResponse):
+            return raw
         try:
             return model.model_validate(json.loads(raw))
         except RecursionError:
@@ -225,12 +234,6 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
             return invalid(e)
         except ValueError as e:  # bad JSON or UTF-8, a number of over 4300 digits
             return error(400, f"malformed JSON: {str(e).splitlines()[0][:200]}")
-
-    def invalid(e: ValidationError) -> JSONResponse:
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first.get("loc", ())) or "body"
-        limit = f" (at most {max_inputs} inputs)" if first.get("type") == "too_long" and where == "inputs" else ""
-        return error(422, f"{where}: {first.get('msg')}{limit}")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
@@ -251,10 +254,7 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
     @app.post("/predict", openapi_extra=described(PredictRequest), responses=refusals)
     async def answer(request: Request):
         """The body is read as JSON whatever its declared content type (curl -d sends a form type)."""
-        raw = await read_body(request)
-        if isinstance(raw, JSONResponse):
-            return raw
-        body = parse(raw, PredictRequest)
+        body = await read_request(request, PredictRequest)
         if isinstance(body, JSONResponse):
             return body
         results = await batcher.ask(body.inputs)
@@ -272,10 +272,7 @@ def create_app(run, device="cpu", max_inputs: int = 256, max_input_len: int | No
     async def explain(request: Request):
         """One problem's answer and how the model got there (inspection.as_json); the body is read
         as JSON whatever its declared content type, at most a request's worth of bytes."""
-        raw = await read_body(request)
-        if isinstance(raw, JSONResponse):
-            return raw
-        body = parse(raw, ExplainRequest)
+        body = await read_request(request, ExplainRequest)
         if isinstance(body, JSONResponse):
             return body
         try:
