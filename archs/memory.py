@@ -36,8 +36,8 @@ class Config:
         require(0 <= self.dropout < 1, f"dropout is a probability below 1, got {self.dropout}")
 
 
-# Training defaults of both (docs/defaults.md).
-TRAIN_DEFAULTS = {"lr": 3e-3, "batch_size": 64, "warmup": 0.02}
+# Training defaults of both: the paper's learning rate (docs/defaults.md, memory architectures).
+TRAIN_DEFAULTS = {"lr": 1e-3, "batch_size": 64, "warmup": 0.02}
 GROWN_BY_TASK = ()
 LORA_TARGETS = {"rnn": ("rec.", "read."), "memory": ("act.",), "head": ("head.",), "emb": ("emb.",)}
 EXPORT = None  # a Python loop over the tokens: not exported (onnxexport.py says so in one line)
@@ -80,8 +80,9 @@ def explain(model, prompt, answer) -> list[dict]:
 class MemoryRNN(nn.Module):
     """The controller and its loop. A subclass gives the memory: `actions` (their names),
     `new(lengths)` (an empty memory for rows of these input lengths, a dict of tensors), and
-    `write(memory, actions, value, lengths)` -> the memory after the actions' mix, value
-    (B, cell) being what the controller writes."""
+    `moves(lengths, memory)` (what every write of one call needs, computed once), and
+    `write(memory, actions, value, moves)` -> the memory after the actions' mix, value (B, cell)
+    being what the controller writes."""
     layout = "decoder"
     actions: tuple
     trace = None  # a list while explain() runs: (state, action probabilities) of row 0 at each token
@@ -97,35 +98,42 @@ class MemoryRNN(nn.Module):
         self.act = nn.Linear(cfg.d_model, self.n_actions + cfg.cell)  # the actions' logits, then the value written
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
-        nn.init.normal_(self.emb.weight, std=0.02)
+        # PyTorch's N(0, 1): the controller's input as strong as the paper's one-hot tokens through
+        # a Linear. At the attention models' 0.02 the input is too faint to write the memory with
+        # and nothing is learned in a minute (docs/defaults.md, memory architectures).
 
     def forward(self, tokens):
         """Logits (B, T, V) of the next token at every position."""
-        return self.step(tokens)[0]
+        return self.step(tokens, masked=False)[0]
 
-    def step(self, tokens, state=None):
+    def step(self, tokens, state=None, masked=True):
         """Logits (B, T, V) of tokens that continue state, and the state after them. With no state
         the tokens are right-padded prompts (or whole sequences), and the input length of each
         row, which a tape's jumps need, is read from where its <sep> stands. The state is a dict
-        of batch-first tensors: h (B, d_model), the memory's, and lengths (B,)."""
+        of batch-first tensors: h (B, d_model), the memory's, and lengths (B,). masked=False
+        (forward's) reads every <pad> as a token: right padding after all that is scored."""
         if state is None:
             seps = (tokens == SEP).int()
             lengths = torch.where(seps.any(1), seps.argmax(1) - 1, (tokens != PAD).sum(1) - 1).clamp(min=0)
             state = {"h": tokens.new_zeros(tokens.shape[0], self.cfg.d_model, dtype=self.emb.weight.dtype),
                      "lengths": lengths, **self.new(lengths)}
         h, memory = state["h"], {k: v for k, v in state.items() if k not in ("h", "lengths")}
+        moves = self.moves(state["lengths"], memory)  # what the writes of this call share
         x, real = self.drop(self.emb(tokens)), tokens != PAD
         outs = []
-        for t in range(tokens.shape[1]):
-            h_new = torch.tanh(x[:, t] + self.read(self.read_cell(memory)) + self.rec(h))
+        for t, x_t in enumerate(x.unbind(1)):  # unbind: one gradient for x, not one per token
+            h_new = torch.tanh(x_t + self.read(self.read_cell(memory)) + self.rec(h))
             control = self.act(h_new)
             actions, value = control[:, : self.n_actions].softmax(-1), control[:, self.n_actions:]
-            new = self.write(memory, actions, value, state["lengths"])
+            new = self.write(memory, actions, value, moves)
             if self.trace is not None:
                 self.trace.append((h_new[0], actions[0]))
-            keep = real[:, t]
-            h = torch.where(keep[:, None], h_new, h)
-            memory = {k: torch.where(keep.view(-1, *[1] * (v.dim() - 1)), new[k], self.fit(v, new[k])) for k, v in memory.items()}
+            if masked:  # a <pad> leaves the row as it was
+                keep = real[:, t]
+                h = torch.where(keep[:, None], h_new, h)
+                memory = {k: torch.where(keep.view(-1, *[1] * (v.dim() - 1)), new[k], self.fit(v, new[k])) for k, v in memory.items()}
+            else:  # forward(): whole right-padded sequences, whose padding comes after every position scored
+                h, memory = h_new, new
             outs.append(h)
         out = torch.stack(outs, 1) if outs else h[:, None][:, :0]
         return self.head(self.drop(out)), {"h": h, "lengths": state["lengths"], **memory}

@@ -29,7 +29,11 @@ class StackRNN(MemoryRNN):
         """An empty stack of one cell per row: cells (B, 1, cell)."""
         return {"cells": torch.zeros(len(lengths), 1, self.cfg.cell, device=lengths.device, dtype=self.emb.weight.dtype)}
 
-    def write(self, memory, actions, value, lengths) -> dict:
+    def moves(self, lengths, memory):
+        """Nothing: the stack's moves are the same for every row."""
+        return None
+
+    def write(self, memory, actions, value, moves) -> dict:
         """The stack after the mix of push (value on top), pop and no-op, one cell deeper."""
         cells = torch.nn.functional.pad(memory["cells"], (0, 0, 0, 1))  # (B, S + 1, cell): room to push
         push, pop, stay = (actions[:, i, None, None] for i in range(3))

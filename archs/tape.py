@@ -30,17 +30,6 @@ def ring_size(lengths):
     return 4 * (lengths + 2)
 
 
-def rolls(cells, shifts, ring):
-    """Each row's ring (its first ring[b] cells) turned by each of shifts (K, B): (K, B, S, cell),
-    cell i of turn k taking what was at i - shifts[k, b] (mod ring[b]); the cells past a row's
-    ring stay empty. One gather for every turn."""
-    K, (B, S, C) = shifts.shape[0], cells.shape
-    i = torch.arange(S, device=cells.device)
-    source = (i - shifts[..., None]) % ring[None, :, None]  # (K, B, S)
-    turned = cells[None].expand(K, B, S, C).gather(2, source[..., None].expand(K, B, S, C))
-    return turned * (i < ring[:, None])[None, ..., None]
-
-
 class TapeRNN(MemoryRNN):
     actions = ("write and stay", "left", "right", "jump left", "jump right")
 
@@ -53,11 +42,22 @@ class TapeRNN(MemoryRNN):
         return {"cells": torch.zeros(len(lengths), int(ring_size(lengths).max()), self.cfg.cell, device=lengths.device,
                                      dtype=self.emb.weight.dtype)}
 
-    def write(self, memory, actions, value, lengths) -> dict:
+    def moves(self, lengths, memory):
+        """Where each cell of a turned tape comes from, for the four moves (left, right, jumps of the
+        input's length left and right), as rows of the tape flattened (B * S, cell): (4, B, S). A
+        row's ring is its first ring_size cells, turned so that cell i takes what was at i - turn
+        (mod the ring); a cell past the ring takes itself, and stays empty."""
+        B, S, _ = memory["cells"].shape
+        one, ring = torch.ones_like(lengths), ring_size(lengths)[:, None]
+        turns = torch.stack((-one, one, -lengths, lengths))[..., None]  # (4, B, 1)
+        i = torch.arange(S, device=lengths.device)
+        source = torch.where(i < ring, (i - turns) % ring, i)  # (4, B, S)
+        return source + torch.arange(B, device=lengths.device)[:, None] * S
+
+    def write(self, memory, actions, value, moves) -> dict:
         """The tape after writing under the head and moving by the mix of the five actions."""
         written = torch.cat((self.value(value)[:, None], memory["cells"][:, 1:]), 1)
-        one = torch.ones_like(lengths)
-        moved = rolls(written, torch.stack((-one, one, -lengths, lengths)), ring_size(lengths))  # left, right, jumps
+        moved = written.flatten(0, 1).index_select(0, moves.flatten()).view(*moves.shape, -1)  # (4, B, S, cell)
         return {"cells": actions[:, 0, None, None] * written + torch.einsum("bk,kbsc->bsc", actions[:, 1:], moved)}
 
 
