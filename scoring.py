@@ -137,21 +137,21 @@ def run_label(path, config) -> str:
     return f"{config['arch']} ({os.path.basename(path.rstrip('/'))})"
 
 
-def plot_curves(curves: dict, label: str, trained: int, path: str, title: str):
-    """One line per curve (label -> DataFrame of value, exact_match) over the axis (its label, as
-    Axis.label), the values past training shaded, written as a PNG to path (atomically)."""
+def plot_curves(curves: dict, label: str, trained: int, path: str, title: str, measure: str = "exact_match"):
+    """One line per curve (label -> DataFrame of value and the measure, 0..1) over the axis (its
+    label, as Axis.label), the values past training shaded, written as a PNG to path (atomically)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, c in curves.items():
-        ax.plot(c["value"], c["exact_match"] * 100, marker="." if len(c) > 30 else "o", ms=3, label=name)
+        ax.plot(c["value"], c[measure] * 100, marker="." if len(c) > 30 else "o", ms=3, label=name)
     top = max(c["value"].max() for c in curves.values())
     ax.axvspan(trained + 0.5, top + 0.5, color="grey", alpha=0.12, lw=0)
     ax.axvline(trained + 0.5, color="grey", ls="--")
     ax.text(trained + 1, 3, "beyond training", color="grey", fontsize=8)
     ax.set_xlabel(label)
-    ax.set_ylabel("exact match (%)")
+    ax.set_ylabel(f"{measure.replace('_', ' ')} (%)")
     ax.set_ylim(-2, 102)
     ax.set_title(title)
     ax.grid(alpha=0.3)

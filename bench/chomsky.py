@@ -9,8 +9,11 @@ the maximum over seeds, then ours: exact match averaged over those lengths, the 
 A cell is solved at a paper score of 90 or more (marked **bold**), as the paper counts it.
 """
 import json
+import os
 
 import pandas as pd
+
+import scoring
 
 # The paper's Table 2 (score: per-token accuracy over lengths 41..500, max over 10 seeds and 3 learning
 # rates; ../shared/CHOMSKY.md). A score in UNSEEN was not found in a readable copy of the paper:
@@ -60,12 +63,17 @@ def run_scores(curve) -> tuple[float, float] | None:
     return (100 * sum(c["acc"][v] for v in scored) / len(scored), 100 * sum(c["em"][v][0] for v in scored) / len(scored))
 
 
+def task_of(name: str) -> str:
+    """A Chomsky preset's task: chomsky-parity_check -> parity_check (quick-chomsky-... too)."""
+    return name.split("-", 1)[1] if name.startswith("chomsky-") else name.removeprefix("quick-chomsky-")
+
+
 def cells(rows: pd.DataFrame, presets: dict) -> dict:
     """(task, arch) -> (paper score: max over seeds, our score: median over seeds, seeds) of the rows
     of the presets given (name -> Preset of a Chomsky study) at their own budget."""
     out = {}
     for name, p in presets.items():
-        task = name.split("-", 1)[1] if name.startswith("chomsky-") else name.removeprefix("quick-chomsky-")
+        task = task_of(name)
         mine = rows[(rows["preset"] == name) & (rows["budget"] == p.budget)]
         for arch, g in mine.groupby("arch"):
             scores = [s for s in map(run_scores, g["curve"]) if s]
@@ -106,6 +114,58 @@ def table(rows: pd.DataFrame, presets: dict, levels: dict) -> list[str]:
             "", *lines, "",
             f"Solved or not, against the paper's corresponding column (gru: RNN, lstm: LSTM, stack: Stack-RNN, tape: "
             f"Tape-RNN, tra/ber/gpt: Transformer), on the cells the paper's copy shows: {agree} agree, {disagree} disagree.", ""]
+
+
+def summary(rows: pd.DataFrame, presets: dict, levels: dict) -> list[str]:
+    """The README's table of the suite: an architecture per row, a level per column, each cell the
+    tasks it solves (paper score >= 90, best seed) of those it ran, and the paper's count for
+    its corresponding column on the same tasks, where the paper's copy shows them."""
+    got = cells(rows, presets)
+    if not got:
+        return []
+    lines = ["| architecture (paper's column) | " + " | ".join(levels) + " |", "|---|" + "---|" * len(levels)]
+    for arch in COLUMNS:
+        col, out = CORRESPONDS[arch], []
+        for names in levels.values():
+            ran = [t for t in names if (t, arch) in got]
+            ours = sum(got[t, arch][0] >= SOLVED for t in ran)
+            seen = [t for t in ran if t in PAPER and (t, col) not in UNSEEN]
+            paper = sum(PAPER[t][PAPER_COLUMNS.index(col)] >= SOLVED for t in seen)
+            out.append(f"{ours} of {len(ran)} (paper {paper} of {len(seen)})" if ran else "-")
+        lines.append(f"| {arch} ({col}) | " + " | ".join(out) + " |")
+    return ["Tasks solved (the paper's score >= 90: token accuracy over lengths 41..500, best seed) of those run, "
+            "beside the paper's count on the same tasks where its copy shows them; the table by task is in "
+            "[docs/chomsky.md](docs/chomsky.md).", "", *lines, ""]
+
+
+def level_curves(rows: pd.DataFrame, presets: dict, levels: dict, results: str) -> list[str]:
+    """chomsky-<level>-curve.png in results: for each architecture, the token accuracy at each
+    length scored, averaged over the level's tasks it ran (median over seeds per task); the
+    names of the pictures drawn."""
+    made = []
+    for level, names in levels.items():
+        curves, trained = {}, None
+        for arch in COLUMNS:
+            per_task = []
+            for name, p in presets.items():
+                mine = rows[(rows["preset"] == name) & (rows["budget"] == p.budget) & (rows["arch"] == arch)]
+                parsed = [json.loads(c) for c in mine["curve"] if isinstance(c, str)]
+                parsed = [c for c in parsed if "acc" in c]
+                if task_of(name) not in names or not parsed:
+                    continue
+                trained = parsed[0]["trained"]
+                per_task.append(pd.DataFrame([{"value": int(v), "acc": c["acc"][v]} for c in parsed
+                                              for v, (_, n) in c["em"].items() if n]).groupby("value")["acc"].median())
+            if per_task:
+                mean = pd.concat(per_task, axis=1).mean(axis=1)
+                curves[f"{arch} ({len(per_task)} task{'s' * (len(per_task) > 1)})"] = \
+                    pd.DataFrame({"value": mean.index, "token_accuracy": mean.values})
+        if curves:
+            name = f"chomsky-{level}-curve.png"
+            scoring.plot_curves(curves, "input length", trained, os.path.join(results, name),
+                                f"{level}: token accuracy by length, mean over the level's tasks", measure="token_accuracy")
+            made.append(name)
+    return made
 
 
 def write_doc(lines: list[str], path: str) -> bool:

@@ -527,6 +527,7 @@ def report(df: pd.DataFrame, presets: dict, readme: str | None = None):
     df, earlier = (d.assign(series=[series(a, v) for a, v in zip(d["arch"], d["device"])]) for d in latest_settings(df))
     known = {**presets, **QUICK, **PRESETS}  # the registry's budget wins over a --budget run's
     pics = plots(df, known) + curve_plots(df, known) + budget_plots(df, known)
+    chomsky.level_curves(df, {n: p for n, p in known.items() if p.study == "chomsky"}, CHOMSKY_LEVELS, RESULTS)
     mach = machine()
     peaks = "; ".join(f"{g['matmul_gflops'].median():,.0f} GFLOP/s on "
                       + ("the CPU" if dev == "cpu" else dev.removeprefix("cuda: ")) for dev, g in df.groupby("device", sort=False))
@@ -603,6 +604,8 @@ def study_tables(table: pd.DataFrame, known: dict, df: pd.DataFrame) -> list[str
         if study in CHOMSKY_STUDIES:
             found = chomsky.table(df, {n: p for n, p in known.items() if p.study == study}, CHOMSKY_STUDIES[study])
             lines += [f"## Study: {study}", "", *found] if found else []
+            lines += [f"![{level}: token accuracy by length]({pic})" for level in CHOMSKY_STUDIES[study]
+                      if found and os.path.exists(os.path.join(RESULTS, pic := f"{study}-{level}-curve.png"))] + [""] * bool(found)
             continue
         names = [n for n, p in known.items() if p.study == study and n in set(table["preset"])]
         rows = table[[p in names and b == known[p].budget for p, b in zip(table["preset"], table["budget"])]]
@@ -648,6 +651,12 @@ def readme_tables(df: pd.DataFrame) -> str:
                 out += [f"Exact match by {label}, 1 to 4x training: "
                         + ", ".join(f"[{n}]({RESULTS}/{picture(n, PRESETS[n].budget, PRESETS, '-curve')})".replace(os.sep, "/")
                                     for n in drawn) + ".", ""]
+    suite = chomsky.summary(df, {n: p for n, p in PRESETS.items() if p.study == "chomsky"}, CHOMSKY_LEVELS)
+    if suite:
+        drawn = [level for level in CHOMSKY_LEVELS if os.path.exists(os.path.join(RESULTS, f"chomsky-{level}-curve.png"))]
+        out += ["**the Chomsky hierarchy** (Deletang et al. 2023: trained on lengths 1..40, scored on 41..500)", "", *suite]
+        out += ["Token accuracy by length, per level: " + ", ".join(
+            f"[{level}]({RESULTS}/chomsky-{level}-curve.png)".replace(os.sep, "/") for level in drawn) + ".", ""] if drawn else []
     return "\n".join(out).strip() + "\n"
 
 

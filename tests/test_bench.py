@@ -317,3 +317,27 @@ def test_a_preset_under_another_budget_is_reported_apart(tmp_path, monkeypatch):
     table = text.split("## Study: s", 1)[1]
     cells = [c.strip() for c in next(line for line in table.splitlines() if line.startswith("| tra")).split("|")[2:4]]
     assert cells == ["40 / 40 / -", "50 / 50 / -"], "pos-x at 8000 steps, not its 10min row"
+
+
+def test_chomsky_summary_counts_solved_tasks_per_level_beside_the_paper(tmp_path):
+    """The README's suite table counts, per architecture and level, the tasks whose paper score
+    (token accuracy over the lengths, best seed) reaches 90, beside the paper's count on the same
+    tasks where its copy shows them; the level's curve averages token accuracy over its tasks."""
+    from bench import chomsky
+
+    def row(task, arch, seed, acc):
+        curve = {"axis": "length", "trained": 40, "em": {"41": [acc, 10], "51": [acc / 2, 10]}, "acc": {"41": acc, "51": acc}}
+        return {"preset": f"chomsky-{task}", "arch": arch, "budget": "1min", "seed": seed, "curve": json.dumps(curve)}
+
+    presets = {n: p for n, p in bench.PRESETS.items() if p.study == "chomsky"}
+    rows = pd.DataFrame([row("parity_check", "gru", 0, 0.5), row("parity_check", "gru", 1, 0.95),  # the best seed counts
+                         row("even_pairs", "gru", 0, 0.6), row("reverse_string", "stack", 0, 1.0)])
+    lines = chomsky.summary(rows, presets, bench.CHOMSKY_LEVELS)
+    gru = next(line for line in lines if line.startswith("| gru (RNN) |"))
+    # parity_check solved of two run; the paper's RNN solves parity_check, its even_pairs cell is unseen
+    assert gru == "| gru (RNN) | 1 of 2 (paper 1 of 1) | - | - |"
+    assert "| stack (Stack-RNN) | - | 1 of 1 (paper 1 of 1) | - |" in lines
+    assert chomsky.level_curves(rows, presets, bench.CHOMSKY_LEVELS, str(tmp_path)) == ["chomsky-regular-curve.png",
+                                                                                         "chomsky-dcf-curve.png"]
+    assert (tmp_path / "chomsky-regular-curve.png").stat().st_size > 0 and not (tmp_path / "chomsky-cs-curve.png").exists()
+    assert chomsky.summary(rows.iloc[:0], presets, bench.CHOMSKY_LEVELS) == []
