@@ -117,25 +117,23 @@ def table(rows: pd.DataFrame, presets: dict, levels: dict) -> list[str]:
 
 
 def summary(rows: pd.DataFrame, presets: dict, levels: dict) -> list[str]:
-    """The README's table of the suite: an architecture per row, a level per column, each cell the
-    tasks it solves (paper score >= 90, best seed) of those it ran, and the paper's count for
-    its corresponding column on the same tasks, where the paper's copy shows them."""
+    """The README's table of the suite: a level per row, an architecture per column, each cell the
+    tasks it solves (paper score >= 90, best seed) of those it ran and, in brackets, the paper's
+    count for its corresponding column on the same tasks, where the paper's copy shows them."""
     got = cells(rows, presets)
     if not got:
         return []
-    lines = ["| architecture (paper's column) | " + " | ".join(levels) + " |", "|---|" + "---|" * len(levels)]
-    for arch in COLUMNS:
-        col, out = CORRESPONDS[arch], []
-        for names in levels.values():
-            ran = [t for t in names if (t, arch) in got]
-            ours = sum(got[t, arch][0] >= SOLVED for t in ran)
+    lines = ["| level | " + " | ".join(f"{arch} ({CORRESPONDS[arch]})" for arch in COLUMNS) + " |",
+             "|---|" + "---|" * len(COLUMNS)]
+    for level, names in levels.items():
+        out = []
+        for arch in COLUMNS:
+            col, ran = CORRESPONDS[arch], [t for t in names if (t, arch) in got]
             seen = [t for t in ran if t in PAPER and (t, col) not in UNSEEN]
             paper = sum(PAPER[t][PAPER_COLUMNS.index(col)] >= SOLVED for t in seen)
-            out.append(f"{ours} of {len(ran)} (paper {paper} of {len(seen)})" if ran else "-")
-        lines.append(f"| {arch} ({col}) | " + " | ".join(out) + " |")
-    return ["Tasks solved (the paper's score >= 90: token accuracy over lengths 41..500, best seed) of those run, "
-            "beside the paper's count on the same tasks where its copy shows them; the table by task is in "
-            "[docs/chomsky.md](docs/chomsky.md).", "", *lines, ""]
+            out.append(f"{sum(got[t, arch][0] >= SOLVED for t in ran)}/{len(ran)} ({paper}/{len(seen)})" if ran else "-")
+        lines.append(f"| {level} | " + " | ".join(out) + " |")
+    return [*lines, ""]
 
 
 def level_curves(rows: pd.DataFrame, presets: dict, levels: dict, results: str) -> list[str]:

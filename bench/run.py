@@ -644,19 +644,19 @@ def readme_tables(df: pd.DataFrame) -> str:
             arch_of = lambda s: s.split(" ")[0]  # noqa: E731 -- `gpt (NVIDIA H200)` -> gpt
             order = sorted(cells, key=lambda s: (arch_of(s) not in ALL, ALL.index(arch_of(s)) if arch_of(s) in ALL else 0, s))
             t = pd.DataFrame.from_dict(cells, orient="index").reindex(index=order, columns=names).fillna("-")
-            out += [f"**{task}**: test / OOD exact match", "", t.to_markdown(), ""]
             drawn = [n for n in names if ((df["preset"] == n) & (df["budget"] == PRESETS[n].budget) & df["curve"].notna()).any()]
-            if drawn:
-                label = make_task(task).axis().label
-                out += [f"Exact match by {label}, 1 to 4x training: "
-                        + ", ".join(f"[{n}]({RESULTS}/{picture(n, PRESETS[n].budget, PRESETS, '-curve')})".replace(os.sep, "/")
-                                    for n in drawn) + ".", ""]
+            curves = (f"; exact match by {make_task(task).axis().label}, 1 to 4x training: " + ", ".join(
+                f"[{n}]({RESULTS}/{picture(n, PRESETS[n].budget, PRESETS, '-curve')})".replace(os.sep, "/") for n in drawn)
+                if drawn else "")
+            out += [f"**{task}**: test / OOD exact match{curves}", "", t.to_markdown(), ""]
     suite = chomsky.summary(df, {n: p for n, p in PRESETS.items() if p.study == "chomsky"}, CHOMSKY_LEVELS)
     if suite:
         drawn = [level for level in CHOMSKY_LEVELS if os.path.exists(os.path.join(RESULTS, f"chomsky-{level}-curve.png"))]
-        out += ["**the Chomsky hierarchy** (Deletang et al. 2023: trained on lengths 1..40, scored on 41..500)", "", *suite]
-        out += ["Token accuracy by length, per level: " + ", ".join(
-            f"[{level}]({RESULTS}/chomsky-{level}-curve.png)".replace(os.sep, "/") for level in drawn) + ".", ""] if drawn else []
+        curves = ("; token accuracy by length, per level: " + ", ".join(
+            f"[{level}]({RESULTS}/chomsky-{level}-curve.png)".replace(os.sep, "/") for level in drawn)) if drawn else ""
+        out += ["**the Chomsky hierarchy** (trained on lengths 1..40, scored on 41..500): tasks solved (the paper's score >= 90: "
+                "token accuracy, best seed) of those run, and the paper's count on the same tasks where its copy shows them "
+                f"(by task: [docs/chomsky.md](docs/chomsky.md)){curves}", "", *suite]
     return "\n".join(out).strip() + "\n"
 
 

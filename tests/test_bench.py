@@ -333,10 +333,11 @@ def test_chomsky_summary_counts_solved_tasks_per_level_beside_the_paper(tmp_path
     rows = pd.DataFrame([row("parity_check", "gru", 0, 0.5), row("parity_check", "gru", 1, 0.95),  # the best seed counts
                          row("even_pairs", "gru", 0, 0.6), row("reverse_string", "stack", 0, 1.0)])
     lines = chomsky.summary(rows, presets, bench.CHOMSKY_LEVELS)
-    gru = next(line for line in lines if line.startswith("| gru (RNN) |"))
-    # parity_check solved of two run; the paper's RNN solves parity_check, its even_pairs cell is unseen
-    assert gru == "| gru (RNN) | 1 of 2 (paper 1 of 1) | - | - |"
-    assert "| stack (Stack-RNN) | - | 1 of 1 (paper 1 of 1) | - |" in lines
+    assert lines[0] == "| level | gru (RNN) | lstm (LSTM) | stack (Stack-RNN) | tape (Tape-RNN) | tra (Transformer) | " \
+                       "ber (Transformer) | gpt (Transformer) |"
+    # gru: parity_check solved of two run; the paper's RNN solves parity_check, its even_pairs cell is unseen
+    assert lines[2] == "| regular | 1/2 (1/1) | - | - | - | - | - | - |"
+    assert lines[3] == "| dcf | - | - | 1/1 (1/1) | - | - | - | - |" and lines[4].startswith("| cs | - |")
     assert chomsky.level_curves(rows, presets, bench.CHOMSKY_LEVELS, str(tmp_path)) == ["chomsky-regular-curve.png",
                                                                                          "chomsky-dcf-curve.png"]
     assert (tmp_path / "chomsky-regular-curve.png").stat().st_size > 0 and not (tmp_path / "chomsky-cs-curve.png").exists()
