@@ -136,6 +136,11 @@ def summary(rows: pd.DataFrame, presets: dict, levels: dict) -> list[str]:
     return [*lines, ""]
 
 
+def curve_picture(level: str, study: str = "chomsky") -> str:
+    """The file name of a level's curve in bench/results: chomsky-regular-curve.png."""
+    return f"{study}-{level}-curve.png"
+
+
 def level_curves(rows: pd.DataFrame, presets: dict, levels: dict, results: str) -> list[str]:
     """chomsky-<level>-curve.png in results: for each architecture, the token accuracy at each
     length scored, averaged over the level's tasks it ran (median over seeds per task); the
@@ -146,10 +151,11 @@ def level_curves(rows: pd.DataFrame, presets: dict, levels: dict, results: str) 
         for arch in COLUMNS:
             per_task = []
             for name, p in presets.items():
+                if task_of(name) not in names:
+                    continue
                 mine = rows[(rows["preset"] == name) & (rows["budget"] == p.budget) & (rows["arch"] == arch)]
-                parsed = [json.loads(c) for c in mine["curve"] if isinstance(c, str)]
-                parsed = [c for c in parsed if "acc" in c]
-                if task_of(name) not in names or not parsed:
+                parsed = [c for c in (json.loads(c) for c in mine["curve"] if isinstance(c, str)) if "acc" in c]
+                if not parsed:
                     continue
                 trained = parsed[0]["trained"]
                 per_task.append(pd.DataFrame([{"value": int(v), "acc": c["acc"][v]} for c in parsed
@@ -159,7 +165,7 @@ def level_curves(rows: pd.DataFrame, presets: dict, levels: dict, results: str) 
                 curves[f"{arch} ({len(per_task)} task{'s' * (len(per_task) > 1)})"] = \
                     pd.DataFrame({"value": mean.index, "token_accuracy": mean.values})
         if curves:
-            name = f"chomsky-{level}-curve.png"
+            name = curve_picture(level)
             scoring.plot_curves(curves, "input length", trained, os.path.join(results, name),
                                 f"{level}: token accuracy by length, mean over the level's tasks", measure="token_accuracy")
             made.append(name)

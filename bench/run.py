@@ -605,7 +605,7 @@ def study_tables(table: pd.DataFrame, known: dict, df: pd.DataFrame) -> list[str
             found = chomsky.table(df, {n: p for n, p in known.items() if p.study == study}, CHOMSKY_STUDIES[study])
             lines += [f"## Study: {study}", "", *found] if found else []
             lines += [f"![{level}: token accuracy by length]({pic})" for level in CHOMSKY_STUDIES[study]
-                      if found and os.path.exists(os.path.join(RESULTS, pic := f"{study}-{level}-curve.png"))] + [""] * bool(found)
+                      if found and os.path.exists(os.path.join(RESULTS, pic := chomsky.curve_picture(level, study)))] + [""] * bool(found)
             continue
         names = [n for n, p in known.items() if p.study == study and n in set(table["preset"])]
         rows = table[[p in names and b == known[p].budget for p, b in zip(table["preset"], table["budget"])]]
@@ -651,9 +651,9 @@ def readme_tables(df: pd.DataFrame) -> str:
             out += [f"**{task}**: test / OOD exact match{curves}", "", t.to_markdown(), ""]
     suite = chomsky.summary(df, {n: p for n, p in PRESETS.items() if p.study == "chomsky"}, CHOMSKY_LEVELS)
     if suite:
-        drawn = [level for level in CHOMSKY_LEVELS if os.path.exists(os.path.join(RESULTS, f"chomsky-{level}-curve.png"))]
+        drawn = [level for level in CHOMSKY_LEVELS if os.path.exists(os.path.join(RESULTS, chomsky.curve_picture(level)))]
         curves = ("; token accuracy by length, per level: " + ", ".join(
-            f"[{level}]({RESULTS}/chomsky-{level}-curve.png)".replace(os.sep, "/") for level in drawn)) if drawn else ""
+            f"[{level}]({RESULTS}/{chomsky.curve_picture(level)})".replace(os.sep, "/") for level in drawn)) if drawn else ""
         out += ["**the Chomsky hierarchy** (trained on lengths 1..40, scored on 41..500): tasks solved (the paper's score >= 90: "
                 "token accuracy, best seed) of those run, and the paper's count on the same tasks where its copy shows them "
                 f"(by task: [docs/chomsky.md](docs/chomsky.md)){curves}", "", *suite]
